@@ -1,0 +1,56 @@
+"""ImageNet input scaling and class names for the three networks.
+
+The class names ship in `imagenet_classes.tsv` (WordNet id and short name of each of the 1000
+classes, in the sorted-synset order that keras.applications, timm and TFDS share), so decoding
+needs no download.
+"""
+
+import functools
+from importlib import resources
+
+import numpy as np
+from keras import ops
+
+NUM_CLASSES = 1000
+BACKGROUND = ("background", "background")
+
+
+def preprocess_input(x, data_format=None):
+    """Scale RGB pixels in [0, 255] to [-1, 1], the "tf" mode of keras.applications.
+
+    Accepts a NumPy array or a tensor of any backend and returns the same kind, as float32.
+    `data_format` is accepted for keras.applications compatibility; the scaling is per pixel.
+    """
+    del data_format
+    if isinstance(x, np.ndarray):
+        return x.astype("float32") / 127.5 - 1.0
+    return ops.cast(x, "float32") / 127.5 - 1.0
+
+
+@functools.cache
+def class_index():
+    """The 1000 (WordNet id, name) pairs, index = class."""
+    text = resources.files("keras_inception").joinpath("imagenet_classes.tsv").read_text("utf-8")
+    return tuple(tuple(line.split("\t")) for line in text.splitlines())
+
+
+def decode_predictions(preds, top=5):
+    """Turn a batch of ImageNet scores into lists of (WordNet id, class name, score), best first.
+
+    Handles both layouts: 1000 classes (keras.applications, timm) and 1001 with TF-slim's
+    background class at index 0.
+    """
+    preds = np.asarray(preds)
+    if preds.ndim != 2 or preds.shape[1] not in (NUM_CLASSES, NUM_CLASSES + 1):
+        raise ValueError(
+            "decode_predictions expects a batch of predictions of shape (samples, 1000) or "
+            f"(samples, 1001) with slim's background class; got shape {preds.shape}."
+        )
+    names = class_index()
+    if preds.shape[1] == NUM_CLASSES + 1:
+        names = (BACKGROUND, *names)
+    results = []
+    for row in preds:
+        best = np.argsort(row)[::-1][:top]
+        results.append([(*names[i], float(row[i])) for i in best])
+    return results
