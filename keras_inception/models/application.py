@@ -28,6 +28,13 @@ ARGUMENTS_DOC = """include_top: whether to put the ImageNet-style classifier on 
             features as a second output (a training aid; the paper weights its loss by 0.4)."""
 
 
+def with_arguments_doc(factory):
+    """Fill the arguments shared by the three factories into a factory's docstring."""
+    if factory.__doc__:  # None under `python -OO`
+        factory.__doc__ = factory.__doc__.format(arguments=ARGUMENTS_DOC)
+    return factory
+
+
 def check_depths(depths, minimums, network):
     """Return `depths` (blocks in stages A, B, C) as a tuple of ints, each at least its minimum."""
     if (

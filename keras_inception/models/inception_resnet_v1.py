@@ -40,6 +40,7 @@ def embedding_head(features, embedding_size, dropout_rate):
     return layers.UnitNormalization(axis=-1, dtype="float32", name="embeddings")(x)
 
 
+@application.with_arguments_doc
 def InceptionResNetV1(
     include_top=True,
     weights=None,
@@ -101,5 +102,3 @@ def InceptionResNetV1(
         top=None if embedding_size is None else top,
     )
 
-
-InceptionResNetV1.__doc__ = InceptionResNetV1.__doc__.format(arguments=application.ARGUMENTS_DOC)

@@ -26,6 +26,7 @@ REDUCTION_WIDTHS = ((256, 256, 384, 384), (384, 288, 288, 320))
 AUX_NAMES = ("Conv2d_1a_3x3", "Conv2d_1b_1x1", "Conv2d_2a_5x5", "Logits")
 
 
+@application.with_arguments_doc
 def InceptionResNetV2(
     include_top=True,
     weights=None,
@@ -74,5 +75,3 @@ def InceptionResNetV2(
         aux_names=AUX_NAMES,
     )
 
-
-InceptionResNetV2.__doc__ = InceptionResNetV2.__doc__.format(arguments=application.ARGUMENTS_DOC)

@@ -27,6 +27,7 @@ def _stage(x, block, depth, prefix):
     return x
 
 
+@application.with_arguments_doc
 def InceptionV4(
     include_top=True,
     weights=None,
@@ -74,5 +75,3 @@ def InceptionV4(
         aux_names=AUX_NAMES,
     )
 
-
-InceptionV4.__doc__ = InceptionV4.__doc__.format(arguments=application.ARGUMENTS_DOC)
