@@ -1,0 +1,75 @@
+"""What a training run reads: the `DataConfig` a recipe's data section becomes."""
+
+from dataclasses import dataclass
+
+SOURCES = ("digits", "folder", "tfrecord", "tfds")
+COLOUR_DISTORTIONS = ("fast", "full", "none")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how the training ones are augmented.
+
+    Attributes:
+        source: "digits" (scikit-learn's bundled 8x8 digits), "folder" (one subfolder per class),
+            "tfrecord" (ImageNet shards in the TF-slim/TPU layout) or "tfds" (a TFDS dataset
+            already prepared on disk).
+        train: the training split: a folder, a TFRecord glob, or a TFDS split name ("train").
+            Unused for digits.
+        validation: the validation split, same forms as `train`; None for no validation data.
+            Unused for digits, which takes a fixed, seeded 80/20 split.
+        tfds_name: the TFDS dataset name, e.g. "imagenet2012".
+        data_dir: the TFDS data_dir holding the prepared dataset; nothing is ever downloaded.
+        label_offset: subtracted from stored labels (1 for slim TFRecords, whose labels are
+            1..1000, to train 1000 classes).
+        num_classes: the class count; required for tfrecord, inferred from the folders for
+            folder and digits, from the dataset's metadata for tfds (checked when given).
+        colour_distortion: slim's colour modes: "fast" (brightness, saturation), "full" (adds
+            hue and contrast, in a random order) or "none".
+        shuffle_buffer: examples held for shuffling streamed records (tfrecord, tfds); file
+            lists and digits are shuffled whole.
+        min_crop_area: smallest fraction of the image area the training crop keeps (slim: 0.05;
+            raise it for tiny images such as the digits).
+    """
+
+    source: str = "digits"
+    train: str | None = None
+    validation: str | None = None
+    tfds_name: str | None = None
+    data_dir: str | None = None
+    label_offset: int = 0
+    num_classes: int | None = None
+    colour_distortion: str = "fast"
+    shuffle_buffer: int = 10_000
+    min_crop_area: float = 0.05
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"DataConfig.source must be one of {SOURCES}, got {self.source!r}.")
+        if self.colour_distortion not in COLOUR_DISTORTIONS:
+            raise ValueError(
+                f"DataConfig.colour_distortion must be one of {COLOUR_DISTORTIONS}, "
+                f"got {self.colour_distortion!r}."
+            )
+        if self.num_classes is not None and not _is_int(self.num_classes, minimum=1):
+            raise ValueError(
+                f"DataConfig.num_classes must be a positive integer, got {self.num_classes!r}."
+            )
+        if not _is_int(self.label_offset):
+            raise ValueError(f"DataConfig.label_offset must be an integer, got {self.label_offset!r}.")
+        if not _is_int(self.shuffle_buffer, minimum=1):
+            raise ValueError(
+                f"DataConfig.shuffle_buffer must be a positive integer, got {self.shuffle_buffer!r}."
+            )
+        if not isinstance(self.min_crop_area, (int, float)) or not 0.0 < self.min_crop_area <= 1.0:
+            raise ValueError(
+                f"DataConfig.min_crop_area must be in (0, 1], got {self.min_crop_area!r}."
+            )
+
+
+def _is_int(value, minimum=None):
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and (minimum is None or value >= minimum)
+    )

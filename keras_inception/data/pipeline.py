@@ -1,0 +1,125 @@
+"""The two entry points: batched, preprocessed datasets for training, and raw images for
+evaluation schemes that crop for themselves."""
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from keras_inception.data.decoding import SkipCounter, map_images
+from keras_inception.data.preprocessing import eval_preprocessing, train_preprocessing
+from keras_inception.data.sources import SPLITS, open_source
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """What `make_datasets` returns.
+
+    Attributes:
+        train: batches of (float32 images in [-1, 1], int32 labels), shuffled and augmented,
+            full batches only, one pass per iteration (no repeat).
+        validation: batches of centrally cropped images, in order; None without validation data.
+        num_classes: the class count the labels are checked against.
+        train_examples, validation_examples: examples listed in each split of this shard,
+            counting any that will turn out to be unreadable.
+        skipped: the live `SkipCounter` of corrupt or unreadable images both datasets dropped.
+    """
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    num_classes: int
+    train_examples: int
+    validation_examples: int
+    skipped: SkipCounter
+
+
+def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
+    """Build the training and validation pipelines of `config` (a `DataConfig`).
+
+    Everything that can be wrong with the data (missing or empty folders, labels outside
+    [0, num_classes), a missing class count) raises ValueError here, before training starts.
+
+    Args:
+        image_size: the model's input size, an int or (height, width).
+        batch_size: images per batch.
+        seed: seeds the shuffling and the augmentation.
+        shard: optional (num_shards, index): read only this host's share of each split.
+    """
+    image_size = _check_image_size(image_size)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    _check_shard(shard)
+    source = open_source(config)
+    train = source.split("train", shuffle_seed=seed, shard=shard)
+    if train is None:
+        raise ValueError(f"DataConfig.train is not set for source={config.source!r}.")
+    if train.examples < batch_size:
+        raise ValueError(
+            f"The training split has {train.examples} examples, fewer than one batch of "
+            f"{batch_size}."
+        )
+    validation = source.split("validation", shard=shard)
+    skipped = SkipCounter()
+    augment = train_preprocessing(
+        image_size, config.colour_distortion, config.min_crop_area, seed=seed
+    )
+    train_dataset = map_images(train.dataset, train.kind, augment, skipped)
+    train_dataset = train_dataset.batch(batch_size, drop_remainder=True)
+    validation_dataset = None
+    if validation is not None:
+        validation_dataset = map_images(
+            validation.dataset, validation.kind, eval_preprocessing(image_size), skipped
+        ).batch(batch_size)
+    return DataBundle(
+        train=_finish(train_dataset, shard),
+        validation=_finish(validation_dataset, shard),
+        num_classes=source.num_classes,
+        train_examples=train.examples,
+        validation_examples=validation.examples if validation is not None else 0,
+        skipped=skipped,
+    )
+
+
+def load_raw(config, split="validation", *, skipped=None):
+    """One split of `config` as unbatched (uint8 [height, width, 3] image, int32 label) pairs
+    at their stored size, in order, for evaluation that crops for itself.
+
+    Returns the dataset and the class count. Unreadable images are dropped and counted in
+    `skipped` (a `SkipCounter`) when one is given.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    source = open_source(config)
+    records = source.split(split)
+    if records is None:
+        raise ValueError(f"DataConfig.{split} is not set for source={config.source!r}.")
+    dataset = map_images(records.dataset, records.kind, tf.identity, skipped or SkipCounter())
+    return dataset, source.num_classes
+
+
+def _finish(dataset, shard):
+    if dataset is None:
+        return None
+    if shard is not None:
+        # Already sharded by host: tf.distribute must not shard it again.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _check_image_size(image_size):
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(side, int) and side > 0 for side in size):
+        raise ValueError(f"image_size must be a positive int or (height, width), got {image_size!r}.")
+    return size
+
+
+def _check_shard(shard):
+    if shard is None:
+        return
+    if (
+        len(shard) != 2
+        or not all(isinstance(value, int) for value in shard)
+        or not 0 <= shard[1] < shard[0]
+    ):
+        raise ValueError(f"shard must be (num_shards, index) with 0 <= index < num_shards, got {shard!r}.")

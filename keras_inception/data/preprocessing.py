@@ -1,0 +1,78 @@
+"""TF-slim's "inception" preprocessing, as per-image functions for `tf.data`.
+
+Both take one uint8 RGB image of any size and return float32 pixels in [-1, 1] of `image_size`.
+"""
+
+import tensorflow as tf
+
+from keras_inception.data.inception_crop import inception_crop
+
+EVAL_CROP_FRACTION = 0.875
+
+_COLOUR_OPS = {
+    "brightness": lambda image: tf.image.random_brightness(image, max_delta=32.0 / 255.0),
+    "saturation": lambda image: tf.image.random_saturation(image, lower=0.5, upper=1.5),
+    "hue": lambda image: tf.image.random_hue(image, max_delta=0.2),
+    "contrast": lambda image: tf.image.random_contrast(image, lower=0.5, upper=1.5),
+}
+
+# Slim's `distort_color`: fast mode always uses its first ordering, full mode draws one of four.
+_COLOUR_ORDERINGS = {
+    "none": [()],
+    "fast": [("brightness", "saturation")],
+    "full": [
+        ("brightness", "saturation", "hue", "contrast"),
+        ("saturation", "brightness", "contrast", "hue"),
+        ("contrast", "hue", "brightness", "saturation"),
+        ("hue", "saturation", "contrast", "brightness"),
+    ],
+}
+
+
+def train_preprocessing(image_size, colour_distortion="fast", min_crop_area=0.05, seed=None):
+    """Random Inception crop resized to `image_size`, random horizontal flip, slim's colour
+    distortion, then [-1, 1]."""
+    crop = inception_crop(image_size, min_crop_area, seed=seed)
+    orderings = [_chain(names) for names in _COLOUR_ORDERINGS[colour_distortion]]
+
+    def distort_colour(image):
+        if len(orderings) == 1:
+            return orderings[0](image)
+        choice = tf.random.uniform([], maxval=len(orderings), dtype=tf.int32)
+        return tf.switch_case(choice, [lambda ordering=o: ordering(image) for o in orderings])
+
+    def preprocess(image):
+        image = crop(tf.image.convert_image_dtype(image, tf.float32))
+        image = tf.image.random_flip_left_right(image)
+        image = tf.clip_by_value(distort_colour(image), 0.0, 1.0)
+        return _to_signed_unit(image)
+
+    return preprocess
+
+
+def eval_preprocessing(image_size):
+    """Central crop of 0.875 of each side, bilinear resize to `image_size`, then [-1, 1]."""
+
+    def preprocess(image):
+        image = tf.image.convert_image_dtype(image, tf.float32)
+        image = tf.image.central_crop(image, EVAL_CROP_FRACTION)
+        image = tf.image.resize(image, image_size, method="bilinear")
+        return _to_signed_unit(image)
+
+    return preprocess
+
+
+def _chain(names):
+    ops = [_COLOUR_OPS[name] for name in names]
+
+    def apply(image):
+        for op in ops:
+            image = op(image)
+        return image
+
+    return apply
+
+
+def _to_signed_unit(image):
+    """[0, 1] -> [-1, 1], the scaling of `keras_inception.preprocess_input`."""
+    return image * 2.0 - 1.0

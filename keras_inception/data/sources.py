@@ -1,0 +1,293 @@
+"""The four places images come from, each read into the same form: a `Split` of
+`(payload, int32 label)` pairs, checked up front so that bad data fails before training starts.
+
+Labels are the stored ones minus `DataConfig.label_offset` and must lie in [0, num_classes).
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from keras_inception.data.decoding import ENCODED, PATH, PIXELS
+
+SPLITS = ("train", "validation")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+DIGITS_SPLIT_SEED = 0  # fixed, so every run validates on the same digits whatever its seed
+DIGITS_VALIDATION_FRACTION = 0.2
+TFRECORD_IMAGE = "image/encoded"
+TFRECORD_LABEL = "image/class/label"
+_TFRECORD_READERS = 16
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split before decoding: `(payload, int32 label)` pairs whose payloads are `kind`
+    (a file path, encoded image bytes or uint8 pixels), and how many there are."""
+
+    dataset: tf.data.Dataset
+    examples: int
+    kind: str
+
+
+def open_source(config):
+    """The source `config.source` names, with its class count resolved and checked."""
+    return _SOURCES[config.source](config)
+
+
+class DigitsSource:
+    """scikit-learn's bundled 8x8 digits (no download) as uint8 RGB, split 80/20 with a
+    fixed seed, stratified by class."""
+
+    def __init__(self, config):
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        digits = load_digits()
+        grey = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+        self._images = np.repeat(grey[..., np.newaxis], 3, axis=-1)
+        self._labels = digits.target
+        self.num_classes = _resolve_num_classes(config, len(digits.target_names), "the digits")
+        self._offset = config.label_offset
+        train, validation = train_test_split(
+            np.arange(len(self._labels)),
+            test_size=DIGITS_VALIDATION_FRACTION,
+            stratify=self._labels,
+            random_state=DIGITS_SPLIT_SEED,
+        )
+        self._indices = {"train": train, "validation": validation}
+
+    def split(self, name, *, shuffle_seed=None, shard=None):
+        indices = _take_shard(self._indices[name], shard)
+        labels = (self._labels[indices] - self._offset).astype(np.int32)
+        dataset = tf.data.Dataset.from_tensor_slices((self._images[indices], labels))
+        return Split(_shuffle_whole(dataset, len(indices), shuffle_seed), len(indices), PIXELS)
+
+
+class FolderSource:
+    """A folder with one subfolder per class (searched recursively, like
+    `keras.utils.image_dataset_from_directory`); labels follow the sorted subfolder names."""
+
+    def __init__(self, config):
+        root = config.train or config.validation
+        if root is None:
+            raise ValueError("DataConfig.train (a folder with one subfolder per class) is not set.")
+        self.class_names = _class_folders(root)
+        self.num_classes = _resolve_num_classes(
+            config, len(self.class_names), f"the {len(self.class_names)} class folders of {root}"
+        )
+        self._config = config
+
+    def split(self, name, *, shuffle_seed=None, shard=None):
+        root = getattr(self._config, name)
+        if root is None:
+            return None
+        unknown = sorted(set(_class_folders(root)) - set(self.class_names))
+        if unknown:
+            raise ValueError(f"{root} has class folders that the training folder lacks: {unknown}.")
+        paths, labels = [], []
+        for label, class_name in enumerate(self.class_names):
+            found = _image_files(os.path.join(root, class_name))
+            paths += found
+            labels += [label - self._config.label_offset] * len(found)
+        if not paths:
+            raise ValueError(
+                f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {root}."
+            )
+        paths, labels = _take_shard(paths, shard), _take_shard(labels, shard)
+        dataset = tf.data.Dataset.from_tensor_slices((paths, np.array(labels, np.int32)))
+        return Split(_shuffle_whole(dataset, len(paths), shuffle_seed), len(paths), PATH)
+
+
+class TFRecordSource:
+    """ImageNet TFRecord shards in the TF-slim/TPU layout: JPEG bytes in `image/encoded`,
+    the class in `image/class/label` (1..1000 for ImageNet, 0 being slim's background)."""
+
+    def __init__(self, config):
+        if config.num_classes is None:
+            raise ValueError(
+                "DataConfig.num_classes is required for TFRecords: 1000 with label_offset=1 for "
+                "slim's ImageNet shards (labels 1..1000), or 1001 with label_offset=0 to keep "
+                "slim's background class."
+            )
+        self.num_classes = config.num_classes
+        self._config = config
+
+    def split(self, name, *, shuffle_seed=None, shard=None):
+        pattern = getattr(self._config, name)
+        if pattern is None:
+            return None
+        files = sorted(tf.io.gfile.glob(pattern))
+        if not files:
+            raise ValueError(f"No TFRecord files match {pattern!r}.")
+        files = _take_shard(files, shard)
+        if not files:
+            raise ValueError(f"{pattern!r} has fewer files than the {shard[0]} input shards.")
+        examples = self._check_labels(files, pattern)
+        dataset = tf.data.Dataset.from_tensor_slices(files)
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(files), seed=shuffle_seed)
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), _TFRECORD_READERS),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        dataset = dataset.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE)
+        return Split(_shuffle_stream(dataset, self._config, shuffle_seed), examples, ENCODED)
+
+    def _parse(self, record):
+        features = tf.io.parse_single_example(
+            record,
+            {
+                TFRECORD_IMAGE: tf.io.FixedLenFeature([], tf.string),
+                TFRECORD_LABEL: tf.io.FixedLenFeature([], tf.int64),
+            },
+        )
+        label = tf.cast(features[TFRECORD_LABEL] - self._config.label_offset, tf.int32)
+        return features[TFRECORD_IMAGE], label
+
+    def _check_labels(self, files, pattern):
+        """Read only the label of every record (cheap beside decoding) and check its range;
+        return the number of records."""
+        spec = {TFRECORD_LABEL: tf.io.FixedLenFeature([], tf.int64)}
+        labels = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).batch(4096)
+        labels = labels.map(lambda records: tf.io.parse_example(records, spec)[TFRECORD_LABEL])
+        try:
+            stored = np.concatenate([batch.numpy() for batch in labels] or [np.zeros(0)])
+        except tf.errors.OpError as error:
+            raise ValueError(
+                f"Cannot read '{TFRECORD_LABEL}' from the TFRecords {pattern!r}: {error.message}"
+            ) from None
+        if not len(stored):
+            raise ValueError(f"The TFRecords {pattern!r} hold no records.")
+        _check_label_range(
+            int(stored.min()), int(stored.max()), self._config, self.num_classes, repr(pattern)
+        )
+        return len(stored)
+
+class TFDSSource:
+    """A TFDS dataset already prepared in `data_dir` (this package never downloads); images
+    are read undecoded so they go through the same robust decoding as the other sources."""
+
+    def __init__(self, config):
+        if not config.tfds_name:
+            raise ValueError("DataConfig.tfds_name is required for source='tfds'.")
+        try:
+            import tensorflow_datasets as tfds
+        except ImportError:
+            raise ValueError(
+                "source='tfds' needs tensorflow-datasets: pip install tensorflow-datasets"
+            ) from None
+        self._tfds = tfds
+        where = f"TFDS dataset {config.tfds_name!r} in data_dir={config.data_dir!r}"
+        try:
+            self._builder = tfds.builder(config.tfds_name, data_dir=config.data_dir)
+        except tfds.core.registered.DatasetNotFoundError:
+            raise ValueError(f"No {where}.") from None
+        if not self._builder.is_prepared():
+            raise ValueError(
+                f"The {where} is not prepared. Prepare it first (for example `tfds build "
+                f"{config.tfds_name} --data_dir=...` with any manual files in place); "
+                "keras-inception never downloads data."
+            )
+        info = self._builder.info
+        if not info.supervised_keys:
+            raise ValueError(f"The {where} has no (image, label) supervised keys.")
+        self._image_key, label_key = info.supervised_keys
+        label_feature = info.features[label_key]
+        if not isinstance(label_feature, tfds.features.ClassLabel):
+            raise ValueError(f"The {where} has no class labels ({label_key!r} is not a ClassLabel).")
+        self.num_classes = _resolve_num_classes(config, label_feature.num_classes, f"the {where}")
+        self._config = config
+
+    def split(self, name, *, shuffle_seed=None, shard=None):
+        split = getattr(self._config, name)
+        if split is None:
+            return None
+        if split not in self._builder.info.splits:
+            raise ValueError(
+                f"TFDS dataset {self._config.tfds_name!r} has no split {split!r}; it has "
+                f"{sorted(self._builder.info.splits)}."
+            )
+        if shard is not None:
+            split = self._tfds.even_splits(split, shard[0])[shard[1]]
+        dataset = self._builder.as_dataset(
+            split=split,
+            as_supervised=True,
+            shuffle_files=shuffle_seed is not None,
+            decoders={self._image_key: self._tfds.decode.SkipDecoding()},
+            read_config=self._tfds.ReadConfig(shuffle_seed=shuffle_seed),
+        )
+        offset = self._config.label_offset
+        dataset = dataset.map(lambda image, label: (image, tf.cast(label - offset, tf.int32)))
+        examples = self._builder.info.splits[split].num_examples
+        return Split(_shuffle_stream(dataset, self._config, shuffle_seed), examples, ENCODED)
+
+
+_SOURCES = {
+    "digits": DigitsSource,
+    "folder": FolderSource,
+    "tfrecord": TFRecordSource,
+    "tfds": TFDSSource,
+}
+
+
+def _resolve_num_classes(config, stored_classes, where):
+    """The class count: `config.num_classes`, else what stored labels 0..stored_classes-1 give
+    after the offset; checked against those labels either way."""
+    num_classes = config.num_classes
+    if num_classes is None:
+        num_classes = stored_classes - config.label_offset
+    _check_label_range(0, stored_classes - 1, config, num_classes, where)
+    return num_classes
+
+
+def _check_label_range(low, high, config, num_classes, where):
+    offset = config.label_offset
+    if low - offset < 0 or high - offset >= num_classes:
+        raise ValueError(
+            f"Labels of {where} run from {low} to {high}; minus label_offset={offset} they fall "
+            f"outside [0, {num_classes}). Set DataConfig.label_offset and num_classes to match "
+            "the data (slim's ImageNet TFRecords: labels 1..1000, so label_offset=1 with "
+            "num_classes=1000, or label_offset=0 with num_classes=1001)."
+        )
+
+
+def _class_folders(root):
+    if not tf.io.gfile.isdir(root):
+        raise ValueError(f"Image folder {root} does not exist or is not a folder.")
+    names = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(root))
+    names = [name for name in names if tf.io.gfile.isdir(os.path.join(root, name))]
+    if not names:
+        raise ValueError(f"Image folder {root} has no class subfolders (one per class expected).")
+    return names
+
+
+def _image_files(folder):
+    return sorted(
+        os.path.join(directory, name)
+        for directory, _, files in tf.io.gfile.walk(folder)
+        for name in files
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+    )
+
+
+def _take_shard(items, shard):
+    """Every `num_shards`-th item starting at `index`: this host's share of a split."""
+    if shard is None:
+        return items
+    num_shards, index = shard
+    return items[index::num_shards]
+
+
+def _shuffle_whole(dataset, size, shuffle_seed):
+    if shuffle_seed is None:
+        return dataset
+    return dataset.shuffle(max(size, 1), seed=shuffle_seed, reshuffle_each_iteration=True)
+
+
+def _shuffle_stream(dataset, config, shuffle_seed):
+    if shuffle_seed is None:
+        return dataset
+    return dataset.shuffle(config.shuffle_buffer, seed=shuffle_seed)
