@@ -1,5 +1,7 @@
 """The data pipeline: each source reads a small dataset the test writes, bad data fails early."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -42,3 +44,264 @@ def test_digits_split_is_fixed_whatever_the_training_seed():
     # Mostly disjoint: a few digits are pixel-identical duplicates of each other.
     shared = sum(image.tobytes() in train_images for image in validation_images)
     assert shared < 0.02 * len(validation_images)
+
+
+# Class colours, so that a label can be checked from the pixels of its image.
+COLOURS = {"ants": (220, 40, 40), "bees": (40, 40, 220), "cats": (40, 220, 40)}
+
+
+def solid(colour, height, width):
+    return np.broadcast_to(np.array(colour, np.uint8), (height, width, 3)).copy()
+
+
+def write_jpeg(path, image):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tf.io.encode_jpeg(image, quality=95).numpy())
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """train/ with 3 class folders of JPEGs of varied sizes, one corrupt file and one stray
+    non-image; validation/ with 2 of the classes."""
+    sizes = [(40, 30), (30, 50), (64, 64)]
+    for name, colour in COLOURS.items():
+        for i, (height, width) in enumerate(sizes):
+            write_jpeg(tmp_path / "train" / name / f"{i}.jpg", solid(colour, height, width))
+        write_jpeg(tmp_path / "validation" / name / "0.jpg", solid(colour, 48, 36))
+    (tmp_path / "train" / "bees" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "train" / "bees" / "notes.txt").write_text("not an image, not listed")
+    return tmp_path
+
+
+def label_matches_colour(image, label):
+    mean = image.reshape(-1, 3).mean(axis=0)
+    return np.argmax(mean) == np.argmax(COLOURS[sorted(COLOURS)[label]])
+
+
+def test_folder_skips_and_counts_a_corrupt_image_and_labels_follow_sorted_folders(image_folder):
+    config = DataConfig(
+        source="folder",
+        train=str(image_folder / "train"),
+        validation=str(image_folder / "validation"),
+    )
+    bundle = make_datasets(config, image_size=SIZE, batch_size=1, seed=0)
+    assert bundle.num_classes == 3
+    assert (bundle.train_examples, bundle.validation_examples) == (10, 3)  # broken.jpg listed
+    assert len(labels_of(bundle.train)) == 9
+    assert bundle.skipped.count == 1
+    assert sorted(labels_of(bundle.validation)) == [0, 1, 2]
+    assert bundle.skipped.count == 1
+
+    skipped = type(bundle.skipped)()
+    raw, _ = load_raw(config, "train", skipped=skipped)
+    pairs = [(image.numpy(), int(label)) for image, label in raw]
+    assert sorted(label for _, label in pairs) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert all(label_matches_colour(image, label) for image, label in pairs)
+    assert skipped.count == 1
+
+
+def test_load_raw_gives_stored_sizes_as_uint8_rgb(tmp_path):
+    PIL_Image = pytest.importorskip("PIL.Image")
+    folder = tmp_path / "classes"
+    write_jpeg(folder / "a" / "photo.jpg", solid(COLOURS["ants"], 37, 23))
+    grey = np.full((21, 17, 1), 99, np.uint8)
+    (folder / "a" / "grey.png").write_bytes(tf.io.encode_png(grey).numpy())
+    rgba = np.concatenate([solid(COLOURS["bees"], 12, 30), np.full((12, 30, 1), 7, np.uint8)], -1)
+    (folder / "b" / "alpha.png").parent.mkdir()
+    (folder / "b" / "alpha.png").write_bytes(tf.io.encode_png(rgba).numpy())
+    PIL_Image.fromarray(solid(COLOURS["cats"], 9, 14)).save(folder / "b" / "bitmap.bmp")
+    PIL_Image.fromarray(solid(COLOURS["cats"], 16, 8)).save(folder / "b" / "still.gif")
+
+    raw, num_classes = load_raw(DataConfig(source="folder", validation=str(folder)))
+    images = {(image.shape[:2], int(label)): image.numpy() for image, label in raw}
+    assert num_classes == 2
+    assert set(images) == {((37, 23), 0), ((21, 17), 0), ((12, 30), 1), ((9, 14), 1), ((16, 8), 1)}
+    assert all(image.dtype == np.uint8 and image.shape[2] == 3 for image in images.values())
+    np.testing.assert_array_equal(images[((21, 17), 0)], np.full((21, 17, 3), 99, np.uint8))
+    np.testing.assert_array_equal(images[((12, 30), 1)], rgba[..., :3])
+    np.testing.assert_array_equal(images[((9, 14), 1)], solid(COLOURS["cats"], 9, 14))
+
+
+def test_missing_or_empty_folders_fail_before_training(tmp_path):
+    def build(train, validation=None):
+        config = DataConfig(source="folder", train=str(train), validation=validation)
+        return make_datasets(config, image_size=SIZE, batch_size=1)
+
+    with pytest.raises(ValueError, match="does not exist"):
+        build(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no class subfolders"):
+        build(tmp_path / "empty")
+    (tmp_path / "imageless" / "ants").mkdir(parents=True)
+    (tmp_path / "imageless" / "ants" / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="No images"):
+        build(tmp_path / "imageless")
+    write_jpeg(tmp_path / "train" / "ants" / "0.jpg", solid(COLOURS["ants"], 8, 8))
+    write_jpeg(tmp_path / "validation" / "wasps" / "0.jpg", solid(COLOURS["ants"], 8, 8))
+    with pytest.raises(ValueError, match="wasps"):
+        build(tmp_path / "train", str(tmp_path / "validation"))
+
+
+def write_slim_shard(path, images_and_labels):
+    """A TFRecord shard in TF-slim's ImageNet layout."""
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for image, label in images_and_labels:
+            feature = {
+                "image/encoded": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[tf.io.encode_jpeg(image).numpy()])
+                ),
+                "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"JPEG"])),
+                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[0]])),
+                "image/width": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[1]])),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+
+
+@pytest.fixture
+def slim_shards(tmp_path):
+    """Shards with slim's 1-based labels 1..3; the colour of each image says its class."""
+    names = sorted(COLOURS)
+    stored = [1, 2, 3, 3, 1, 2]
+    for split, count in (("train", 2), ("validation", 1)):
+        for shard in range(count):
+            write_slim_shard(
+                tmp_path / f"{split}-{shard:05d}-of-{count:05d}",
+                [(solid(COLOURS[names[label - 1]], 20 + i, 30), label) for i, label in enumerate(stored)],
+            )
+    return tmp_path, stored
+
+
+def test_tfrecord_slim_layout_with_label_offset(slim_shards):
+    folder, stored = slim_shards
+    config = DataConfig(
+        source="tfrecord",
+        train=str(folder / "train-*"),
+        validation=str(folder / "validation-*"),
+        label_offset=1,
+        num_classes=3,
+    )
+    raw, num_classes = load_raw(config)
+    pairs = [(image.numpy(), int(label)) for image, label in raw]
+    assert num_classes == 3
+    assert [label for _, label in pairs] == [label - 1 for label in stored]
+    assert [image.shape[0] for image, _ in pairs] == [20 + i for i in range(len(stored))]
+    assert all(label_matches_colour(image, label) for image, label in pairs)
+
+    bundle = make_datasets(config, image_size=SIZE, batch_size=4, seed=0)
+    assert (bundle.train_examples, bundle.validation_examples) == (12, 6)
+    assert sorted(labels_of(bundle.train)) == sorted(label - 1 for label in 2 * stored)
+    assert bundle.skipped.count == 0
+
+    with pytest.raises(ValueError, match="DataConfig.num_classes is required"):
+        make_datasets(DataConfig(source="tfrecord", train=config.train), image_size=SIZE, batch_size=4)
+    with pytest.raises(ValueError, match="No TFRecord files"):
+        make_datasets(
+            DataConfig(source="tfrecord", train=str(folder / "test-*"), num_classes=3),
+            image_size=SIZE,
+            batch_size=4,
+        )
+
+
+def test_tfrecord_label_out_of_range_fails_before_iteration(slim_shards):
+    folder, _ = slim_shards
+    config = DataConfig(source="tfrecord", train=str(folder / "train-*"), num_classes=3)
+    with pytest.raises(ValueError, match=r"from 1 to 3.*label_offset=0.*\[0, 3\)"):
+        make_datasets(config, image_size=SIZE, batch_size=4)
+    with pytest.raises(ValueError, match=r"label_offset=0"):
+        load_raw(DataConfig(source="tfrecord", validation=config.train, num_classes=3))
+    # With slim's background class kept, the same files are valid.
+    make_datasets(DataConfig(source="tfrecord", train=config.train, num_classes=4), image_size=SIZE, batch_size=4)
+
+
+def test_eval_preprocessing_is_slims_exact_central_crop():
+    rng = np.random.default_rng(0)
+    for height, width in ((16, 16), (32, 24), (40, 57)):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        # Slim's central_crop: the same integer margin on both sides of each axis.
+        top, left = int((height - height * 0.875) / 2), int((width - width * 0.875) / 2)
+        crop = image[top : height - top, left : width - left]
+        # Resizing to the crop's own size leaves the crop's pixels exactly as they were.
+        result = eval_preprocessing(crop.shape[:2])(tf.constant(image)).numpy()
+        np.testing.assert_allclose(result, crop / 127.5 - 1.0, atol=1e-6)
+
+
+def test_bad_config_values_name_the_field():
+    with pytest.raises(ValueError, match="DataConfig.source"):
+        DataConfig(source="imagenet")
+    with pytest.raises(ValueError, match="DataConfig.colour_distortion"):
+        DataConfig(colour_distortion="vivid")
+    with pytest.raises(ValueError, match="DataConfig.min_crop_area"):
+        DataConfig(min_crop_area=0.0)
+    with pytest.raises(ValueError, match="num_classes"):
+        make_datasets(DataConfig(num_classes=9), image_size=SIZE, batch_size=4)
+
+
+def test_train_preprocessing_colour_modes():
+    from keras_inception.data import train_preprocessing
+
+    image = tf.constant(solid((200, 120, 40), 50, 40))
+    expected = np.array((200, 120, 40)) / 127.5 - 1.0
+    plain = train_preprocessing((SIZE, SIZE), colour_distortion="none", seed=1)
+    for _ in range(3):  # crop, resize and flip keep a solid colour as it is
+        result = plain(image).numpy()
+        assert result.shape == (SIZE, SIZE, 3)
+        np.testing.assert_allclose(result, np.broadcast_to(expected, result.shape), atol=1e-5)
+    for mode in ("fast", "full"):
+        distort = train_preprocessing((SIZE, SIZE), colour_distortion=mode, seed=1)
+        results = [distort(image).numpy() for _ in range(4)]
+        assert all(-1.0 <= result.min() and result.max() <= 1.0 for result in results)
+        assert max(np.abs(result - expected).max() for result in results) > 0.05
+
+
+def test_tfds_dataset_prepared_on_disk(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class TinyShapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        """Solid-colour images of varied heights, the class being the colour."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            features = tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 3)),
+                    "label": tfds.features.ClassLabel(names=sorted(COLOURS)),
+                }
+            )
+            return tfds.core.DatasetInfo(
+                builder=self, features=features, supervised_keys=("image", "label")
+            )
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(6), "validation": self._generate_examples(3)}
+
+        def _generate_examples(self, count):
+            for i in range(count):
+                name = sorted(COLOURS)[i % 3]
+                yield i, {"image": solid(COLOURS[name], 10 + i, 12), "label": name}
+
+    TinyShapes(data_dir=str(tmp_path)).download_and_prepare()
+    config = DataConfig(
+        source="tfds",
+        tfds_name="tiny_shapes",
+        data_dir=str(tmp_path),
+        train="train",
+        validation="validation",
+    )
+    raw, num_classes = load_raw(config)
+    pairs = [(image.numpy(), int(label)) for image, label in raw]
+    assert num_classes == 3
+    assert sorted(image.shape for image, _ in pairs) == [(10, 12, 3), (11, 12, 3), (12, 12, 3)]
+    assert all(label_matches_colour(image, label) for image, label in pairs)
+    bundle = make_datasets(config, image_size=SIZE, batch_size=2, seed=0)
+    assert (bundle.num_classes, bundle.train_examples, bundle.validation_examples) == (3, 6, 3)
+    assert sorted(labels_of(bundle.train)) == [0, 0, 1, 1, 2, 2]
+
+    for name in ("tiny_shapes", "imagenet2012"):  # unknown to TFDS, and known but not prepared
+        elsewhere = DataConfig(source="tfds", tfds_name=name, data_dir=str(tmp_path / "empty"))
+        with pytest.raises(ValueError, match=f"'{name}'.*not prepared.*never downloads"):
+            make_datasets(elsewhere, image_size=SIZE, batch_size=2)
+    with pytest.raises(ValueError, match="no split 'test'"):
+        load_raw(dataclasses.replace(config, validation="test"))

@@ -181,16 +181,17 @@ class TFDSSource:
             ) from None
         self._tfds = tfds
         where = f"TFDS dataset {config.tfds_name!r} in data_dir={config.data_dir!r}"
+        not_prepared = ValueError(
+            f"The {where} is not prepared. Prepare it first (for example `tfds build "
+            f"{config.tfds_name} --data_dir=...` with any manual files in place); "
+            "keras-inception never downloads data."
+        )
         try:
             self._builder = tfds.builder(config.tfds_name, data_dir=config.data_dir)
         except tfds.core.registered.DatasetNotFoundError:
-            raise ValueError(f"No {where}.") from None
+            raise not_prepared from None
         if not self._builder.is_prepared():
-            raise ValueError(
-                f"The {where} is not prepared. Prepare it first (for example `tfds build "
-                f"{config.tfds_name} --data_dir=...` with any manual files in place); "
-                "keras-inception never downloads data."
-            )
+            raise not_prepared
         info = self._builder.info
         if not info.supervised_keys:
             raise ValueError(f"The {where} has no (image, label) supervised keys.")
