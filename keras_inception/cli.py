@@ -5,6 +5,7 @@ Each subcommand is a pair of functions: `_add_<name>(subparsers)` declares its a
 """
 
 import argparse
+import os
 import sys
 
 
@@ -20,7 +21,167 @@ def main(argv=None):
     return args.handler(args)
 
 
-SUBCOMMANDS = []
+def _add_model_arguments(parser):
+    """--model (repeatable: several make an ensemble) and --weights, shared by evaluate and predict."""
+    parser.add_argument(
+        "--model", action="append", required=True, metavar="FILE.keras",
+        help="a saved Keras model; repeat the option to average several as an ensemble",
+    )
+    parser.add_argument(
+        "--weights", type=_numbers(float), metavar="W1,W2,...",
+        help="ensemble weights, one per --model (default: equal)",
+    )
+
+
+def _load_ensemble(args):
+    """The --model files as an `Ensemble`, each member named after its file."""
+    import keras
+
+    from keras_inception.evaluation import Ensemble, Member
+
+    weights = args.weights or [1.0] * len(args.model)
+    if len(weights) != len(args.model):
+        raise SystemExit(f"keras-inception: {len(weights)} --weights for {len(args.model)} --model.")
+    members = []
+    for path, weight in zip(args.model, weights):
+        if not os.path.isfile(path):
+            raise SystemExit(f"keras-inception: no such model file: {path}")
+        name = os.path.splitext(os.path.basename(path))[0]
+        members.append(Member(keras.saving.load_model(path), weight, name=name))
+    return Ensemble(members)
+
+
+def _numbers(kind):
+    """An argparse type for comma-separated numbers of `kind`."""
+
+    def parse(text):
+        try:
+            return [kind(item) for item in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+
+    return parse
+
+
+def _crop_scheme(name):
+    from keras_inception.evaluation import SCHEMES
+
+    if name not in SCHEMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown crop scheme {name!r}; choose among {', '.join(SCHEMES)}"
+        )
+    return name
+
+
+def _crop_schemes(text):
+    return [_crop_scheme(name) for name in text.split(",")]
+
+
+def _add_evaluate(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="top-1/top-5 error of models and their ensemble under crop schemes",
+        description="Evaluate saved models, alone and as an ensemble, under the paper's crop "
+        "schemes and print one Markdown table row per (model or ensemble, crop scheme).",
+    )
+    _add_model_arguments(parser)
+    parser.add_argument(
+        "--crops", type=_crop_schemes, default=["single"], metavar="SCHEMES",
+        help="comma-separated crop schemes among single, 10, 12, 144 (default: single)",
+    )
+    parser.add_argument(
+        "--data", required=True, metavar="PATH",
+        help="a folder with one subfolder per class, or a TFRecord glob with --source tfrecord",
+    )
+    parser.add_argument("--source", choices=("folder", "tfrecord"), default="folder")
+    parser.add_argument(
+        "--label-offset", type=int, default=0, metavar="N",
+        help="subtracted from stored labels: 1 for slim's TFRecords (1..1000) with 1000-class "
+        "models, -1 for class folders with slim's 1001-class models",
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="evaluate the first N images only")
+    parser.add_argument("--batch-size", type=int, default=32, help="crops per model call")
+    parser.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args):
+    from keras_inception.data import DataConfig, SkipCounter, load_raw
+    from keras_inception.evaluation import evaluate, markdown_table, write_csv
+
+    ensemble = _load_ensemble(args)
+    config = DataConfig(
+        source=args.source,
+        validation=args.data,
+        label_offset=args.label_offset,
+        num_classes=ensemble.num_classes,
+    )
+    skipped = SkipCounter()
+    dataset, _ = load_raw(config, "validation", skipped=skipped)
+    if args.limit is not None:
+        dataset = dataset.take(args.limit)
+    results = evaluate(ensemble, dataset, args.crops, batch_size=args.batch_size)
+    print(markdown_table(results), end="")
+    if skipped.count:
+        print(f"Skipped {skipped.count} unreadable images.", file=sys.stderr)
+    if args.csv:
+        write_csv(results, args.csv)
+    return 0
+
+
+def _add_predict(subparsers):
+    parser = subparsers.add_parser(
+        "predict",
+        help="the most likely classes of images",
+        description="Print the top classes of each image, with ImageNet names for 1000- and "
+        "1001-class models and class indices otherwise.",
+    )
+    _add_model_arguments(parser)
+    parser.add_argument(
+        "--crops", type=_crop_scheme, default="single",
+        help="crop scheme among single, 10, 12, 144 (default: single)",
+    )
+    parser.add_argument("--top", type=int, default=5, help="classes to print per image")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.set_defaults(handler=_predict)
+
+
+def _predict(args):
+    import numpy as np
+
+    from keras_inception.imagenet import NUM_CLASSES, decode_predictions
+
+    ensemble = _load_ensemble(args)
+    probabilities = ensemble.predict([_read_image(path) for path in args.images], args.crops)
+    if ensemble.num_classes in (NUM_CLASSES, NUM_CLASSES + 1):
+        tops = [
+            [(f"{name} ({wnid})", score) for wnid, name, score in row]
+            for row in decode_predictions(probabilities, top=args.top)
+        ]
+    else:
+        tops = [
+            [(f"class {index}", row[index]) for index in np.argsort(row)[::-1][: args.top]]
+            for row in probabilities
+        ]
+    for path, top in zip(args.images, tops):
+        print(path)
+        for rank, (label, score) in enumerate(top, 1):
+            print(f"  {rank}. {label}  {score:.4f}")
+    return 0
+
+
+def _read_image(path):
+    """One image file as uint8 RGB pixels [H, W, 3]."""
+    import tensorflow as tf
+
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    except tf.errors.OpError as error:
+        raise SystemExit(f"keras-inception: cannot read image {path}: {error.message}")
+    return image.numpy()
+
+
+SUBCOMMANDS = [_add_evaluate, _add_predict]
 
 
 if __name__ == "__main__":
