@@ -320,3 +320,15 @@ def test_report_as_markdown_and_csv(tmp_path):
 def test_labels_outside_the_classes_are_refused_by_name():
     with pytest.raises(ValueError, match="Label 4 is outside the models' 4 classes"):
         evaluate(constant_model([0.25] * 4), [(np.zeros((80, 80, 3), np.uint8), 4)])
+
+
+def test_ensemble_arguments_are_checked_by_name():
+    model = small_classifier()
+    with pytest.raises(ValueError, match="must be positive, got 0"):
+        Ensemble([model, model], weights=[1.0, 0.0])
+    with pytest.raises(ValueError, match="2 weights for 1 models"):
+        Ensemble([model], weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="give its weight to Member"):
+        Ensemble([Member(model)], weights=[2.0])
+    with pytest.raises(ValueError, match="carries its own weights"):
+        evaluate(Ensemble([model]), [], weights=[1.0])

@@ -101,9 +101,9 @@ class Ensemble:
     """Several networks whose probabilities are averaged, weighted by `weights` (equal by default).
 
     `models` are Keras models or `Member`s (which carry their own weight and logits flag); members
-    may have different input sizes. `predict` takes
-    images of any size and a crop scheme; `to_keras` merges members of one input size into a single
-    Keras model.
+    may have different input sizes. `predict` takes images of any size and a crop scheme;
+    `to_keras` merges members of one input size into a single Keras model. `names` are the members'
+    names, repeats numbered.
     """
 
     def __init__(self, models, weights=None, from_logits=None):
@@ -121,14 +121,13 @@ class Ensemble:
                 "Ensemble members must predict the same classes; their output sizes are "
                 + ", ".join(f"{member.name}: {member.num_classes}" for member in members)
             )
-        for member, name in zip(members, unique_names([member.name for member in members])):
-            member.name = name
         self.members = members
+        self.names = unique_names([member.name for member in members])
         self.num_classes = classes.pop()
 
     @property
     def name(self):
-        return " + ".join(member.name for member in self.members)
+        return " + ".join(self.names)
 
     def member_probabilities(self, images, crops="single", batch_size=32):
         """Each member's crop-averaged probabilities: [members, images, classes]."""

@@ -37,15 +37,17 @@ def evaluate(models, data, crops=("single",), weights=None, batch_size=32, image
     data: an iterable (e.g. a tf.data.Dataset) of (uint8 image [H, W, 3], integer label) pairs,
         images of any size; labels index the models' outputs.
     crops: scheme names ("single", "10", "12", "144") or `CropScheme`s.
-    weights: ensemble weights, one per model.
+    weights: ensemble weights, one per model (an `Ensemble` has its own).
     batch_size: most crops given to a model at once.
     images_per_step: images read and averaged together.
 
     Returns a list of `EvaluationResult`, grouped by model then scheme.
     """
+    if isinstance(models, Ensemble) and weights is not None:
+        raise ValueError("An Ensemble carries its own weights: pass weights to Ensemble instead.")
     ensemble = models if isinstance(models, Ensemble) else Ensemble(models, weights)
     schemes = [get_scheme(scheme) for scheme in crops]
-    rows = [member.name for member in ensemble.members]
+    rows = list(ensemble.names)
     if len(rows) > 1:
         rows.append(ensemble.name)
     counters = {(row, scheme.name): TopKCounter() for row in rows for scheme in schemes}
