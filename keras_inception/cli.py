@@ -5,6 +5,7 @@ Each subcommand is a pair of functions: `_add_<name>(subparsers)` declares its a
 """
 
 import argparse
+import functools
 import os
 import sys
 
@@ -19,6 +20,20 @@ def main(argv=None):
         add_subcommand(subparsers)
     args = parser.parse_args(argv)
     return args.handler(args)
+
+
+def _reports_bad_input(handler):
+    """Turn a bad-input error (ValueError, OSError) of `handler` into one line and status 1."""
+
+    @functools.wraps(handler)
+    def run(args):
+        try:
+            return handler(args)
+        except (ValueError, OSError) as error:
+            print(f"keras-inception {args.command}: {error}", file=sys.stderr)
+            return 1
+
+    return run
 
 
 def _add_model_arguments(parser):
@@ -41,11 +56,11 @@ def _load_ensemble(args):
 
     weights = args.weights or [1.0] * len(args.model)
     if len(weights) != len(args.model):
-        raise SystemExit(f"keras-inception: {len(weights)} --weights for {len(args.model)} --model.")
+        raise ValueError(f"{len(weights)} --weights for {len(args.model)} --model.")
     members = []
     for path, weight in zip(args.model, weights):
         if not os.path.isfile(path):
-            raise SystemExit(f"keras-inception: no such model file: {path}")
+            raise ValueError(f"no such model file: {path}")
         name = os.path.splitext(os.path.basename(path))[0]
         members.append(Member(keras.saving.load_model(path), weight, name=name))
     return Ensemble(members)
@@ -105,6 +120,7 @@ def _add_evaluate(subparsers):
     parser.set_defaults(handler=_evaluate)
 
 
+@_reports_bad_input
 def _evaluate(args):
     from keras_inception.data import DataConfig, SkipCounter, load_raw
     from keras_inception.evaluation import evaluate, markdown_table, write_csv
@@ -146,6 +162,7 @@ def _add_predict(subparsers):
     parser.set_defaults(handler=_predict)
 
 
+@_reports_bad_input
 def _predict(args):
     import numpy as np
 
@@ -177,7 +194,7 @@ def _read_image(path):
     try:
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     except tf.errors.OpError as error:
-        raise SystemExit(f"keras-inception: cannot read image {path}: {error.message}")
+        raise ValueError(f"cannot read image {path}: {error.message}") from None
     return image.numpy()
 
 

@@ -75,10 +75,10 @@ def test_evaluate_refuses_bad_options_by_name(saved_models, image_folder, capsys
     with pytest.raises(SystemExit):
         main(["evaluate", "--model", str(folder / "a.keras"), "--crops", "single,7", "--data", str(root)])
     assert "unknown crop scheme '7'" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="no such model file: .*missing.keras"):
-        main(["evaluate", "--model", str(folder / "missing.keras"), "--data", str(root)])
-    with pytest.raises(ValueError, match="label_offset"):
-        main(["evaluate", "--model", str(folder / "a.keras"), "--data", str(root), "--label-offset", "-1"])
+    assert main(["evaluate", "--model", str(folder / "missing.keras"), "--data", str(root)]) == 1
+    assert "no such model file: " in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(folder / "a.keras"), "--data", str(root), "--label-offset", "-1"]) == 1
+    assert "label_offset" in capsys.readouterr().err
 
 
 def test_predict_prints_imagenet_names_or_class_indices(saved_models, image_folder, capsys):
@@ -100,9 +100,9 @@ def test_predict_prints_imagenet_names_or_class_indices(saved_models, image_fold
     ]
 
 
-def test_predict_names_an_image_it_cannot_read(saved_models, tmp_path):
+def test_predict_names_an_image_it_cannot_read(saved_models, tmp_path, capsys):
     folder, _, _ = saved_models
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a picture")
-    with pytest.raises(SystemExit, match="cannot read image .*broken.jpg"):
-        main(["predict", "--model", str(folder / "a.keras"), str(broken)])
+    assert main(["predict", "--model", str(folder / "a.keras"), str(broken)]) == 1
+    assert f"keras-inception predict: cannot read image {broken}" in capsys.readouterr().err
