@@ -107,7 +107,8 @@ class GoogLeNetCrops(CropScheme):
 
     A scale s is the shorter side relative to the input (s = 256/224 resizes the shorter side to
     256 for a 224 input), so a crop's side is the square's side divided by s. For non-square inputs
-    "square" means the largest box of the input's aspect ratio.
+    "square" means the largest box of the input's aspect ratio. Order: by scale, then square, then
+    crop (corners, centre, whole square), each box followed by its mirror.
     """
 
     scales: tuple = GOOGLENET_SCALES
@@ -126,11 +127,9 @@ class GoogLeNetCrops(CropScheme):
         height, width = image_size
         square_h, square_w = largest_box(image_size, input_size)
         # The squares slide along whichever side they do not fill: start, middle, end.
-        offsets = [(height - square_h) * t for t in (0, 0.5, 1)]
-        offsets_x = [(width - square_w) * t for t in (0, 0.5, 1)]
-        squares = [
-            CropBox(y, x, y + square_h, x + square_w) for y, x in zip(offsets, offsets_x)
-        ]
+        tops = [(height - square_h) * t for t in (0, 0.5, 1)]
+        lefts = [(width - square_w) * t for t in (0, 0.5, 1)]
+        squares = [CropBox(y, x, y + square_h, x + square_w) for y, x in zip(tops, lefts)]
         boxes = []
         for scale, square in itertools.product(self.scales, squares):
             boxes += five_crops(square, (square_h / scale, square_w / scale))
