@@ -198,7 +198,55 @@ def _read_image(path):
     return image.numpy()
 
 
-SUBCOMMANDS = [_add_evaluate, _add_predict]
+def _add_convert(subparsers):
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert TF-slim, timm, facenet-pytorch or keras.applications weights to .weights.h5",
+        description="Convert published weights into a Keras weights file for our models, "
+        "strictly: every source tensor used once and every weight set, or an error listing the "
+        "missing, unexpected and wrongly shaped names (the output is then left untouched).",
+    )
+    parser.add_argument(
+        "source", metavar="SOURCE",
+        help="a TF-slim checkpoint (prefix, .ckpt or folder), a timm or facenet-pytorch state "
+        "dict (.safetensors, .pth, .pt, .bin) or a keras.applications Inception-ResNet-v2 .h5",
+    )
+    parser.add_argument(
+        "architecture", metavar="ARCHITECTURE",
+        help="inception_v4, inception_resnet_v1 or inception_resnet_v2",
+    )
+    parser.add_argument("output", metavar="OUTPUT.weights.h5")
+    parser.add_argument(
+        "--format", dest="source_format", metavar="FORMAT",
+        help="slim, pytorch or keras-applications (default: from the file name)",
+    )
+    parser.add_argument(
+        "--classes", type=int, metavar="N",
+        help="1001 keeps slim's background class (default: the source's classes, background dropped)",
+    )
+    parser.add_argument(
+        "--aux-logits", action="store_true",
+        help="keep the source's auxiliary head (load with aux_logits=True)",
+    )
+    parser.set_defaults(handler=_convert)
+
+
+def _convert(args):
+    from keras_inception.weights import convert
+
+    try:
+        model = convert(
+            args.source, args.architecture, args.output, source_format=args.source_format,
+            classes=args.classes, aux_logits=args.aux_logits,
+        )
+    except (ValueError, ImportError, OSError) as error:
+        print(f"keras-inception convert: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote {args.output}: {model.name}, {model.count_params():,} weights.")
+    return 0
+
+
+SUBCOMMANDS = [_add_evaluate, _add_predict, _add_convert]
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ MIN_SIZE = 75
 POOLINGS = (None, "avg", "max")
 
 ARGUMENTS_DOC = """include_top: whether to put the ImageNet-style classifier on top.
-        weights: `None` (random initialisation) or the path to a Keras weights file.
+        weights: `None` (random initialisation), the name of published weights (`"imagenet"`;
+            for Inception-ResNet-v1 `"facenet-vggface2"` or `"facenet-casia"`, see
+            docs/weights.md) or the path to a Keras weights file.
         input_tensor: optional Keras tensor to use as the image input.
         input_shape: `(height, width, 3)`, each side at least 75; default 299x299 with the top.
         pooling: `None`, `"avg"` or `"max"`: global pooling of the features when
@@ -84,6 +86,11 @@ def check_arguments(
         isinstance(dropout_rate, (int, float)) and 0 <= dropout_rate < 1
     ):
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}.")
+    if weights == "imagenet" and weights in named_weights and include_top and classes != 1000:
+        raise ValueError(
+            'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000. '
+            f"Received: classes={classes}."
+        )
     if aux_logits and not include_top:
         raise ValueError("aux_logits=True needs include_top=True: the auxiliary head is a classifier.")
 
@@ -173,6 +180,7 @@ def build(
 
     `body(x)` returns the features before global pooling and the 17x17 features the auxiliary head
     reads. `top(features)`, when given, replaces the ImageNet classifier (FaceNet's embedding head).
+    `named_weights` maps the names `weights` may take to their `keras_inception.weights.WeightsFile`.
     """
     check_arguments(
         weights=weights,
@@ -195,7 +203,11 @@ def build(
         outputs = [outputs, aux_classifier(pre_aux, classes, classifier_activation, aux_names)]
     inputs = img_input if input_tensor is None else keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, outputs, name=name)
-    if weights is not None:
+    if weights in named_weights:
+        # Published weights come from other formats: converted strictly, the heads this
+        # configuration leaves out (top, auxiliary head) dropped.
+        named_weights[weights].load(model)
+    elif weights is not None:
         load_weights(model, weights)
     return model
 

@@ -8,6 +8,7 @@ unscaled C block, and an embedding head (bottleneck dense, BN, L2 normalisation)
 from keras import layers
 
 from keras_inception.models import application
+from keras_inception.weights.registry import NAMED_WEIGHTS
 from keras_inception.models.blocks import (
     BATCH_NORM_EPSILON,
     conv_bn,
@@ -77,6 +78,13 @@ def InceptionResNetV1(
         raise ValueError(f"embedding_size must be a positive integer or None, got {embedding_size!r}.")
     if embedding_size is not None and aux_logits:
         raise ValueError("aux_logits=True is a classifier aid; it does not combine with embedding_size.")
+    facenet = NAMED_WEIGHTS["inception_resnet_v1"].get(weights) if isinstance(weights, str) else None
+    if facenet and include_top and embedding_size != facenet.model_config["embedding_size"]:
+        raise ValueError(
+            f"weights={weights!r} hold FaceNet's {facenet.model_config['embedding_size']}-d "
+            "embedding head: pass that embedding_size, or include_top=False. "
+            f"Received: embedding_size={embedding_size!r}."
+        )
 
     def body(x):
         x = inception_resnet_stem(x)
@@ -99,6 +107,7 @@ def InceptionResNetV1(
         dropout_rate=dropout_rate,
         aux_logits=aux_logits,
         aux_names=AUX_NAMES,
+        named_weights=NAMED_WEIGHTS["inception_resnet_v1"],
         top=None if embedding_size is None else top,
     )
 

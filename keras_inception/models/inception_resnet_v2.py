@@ -7,6 +7,7 @@ The weighted layers are created in keras.applications' order, so its weight file
 """
 
 from keras_inception.models import application
+from keras_inception.weights.registry import NAMED_WEIGHTS
 from keras_inception.models.blocks import (
     conv_bn,
     inception_resnet_stem,
@@ -73,5 +74,6 @@ def InceptionResNetV2(
         dropout_rate=dropout_rate,
         aux_logits=aux_logits,
         aux_names=AUX_NAMES,
+        named_weights=NAMED_WEIGHTS["inception_resnet_v2"],
     )
 

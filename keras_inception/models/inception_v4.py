@@ -5,6 +5,7 @@ Reduction-A, 7 Inception-B, Reduction-B and 3 Inception-C blocks.
 """
 
 from keras_inception.models import application
+from keras_inception.weights.registry import NAMED_WEIGHTS
 from keras_inception.models.blocks import (
     inception_a,
     inception_b,
@@ -73,5 +74,6 @@ def InceptionV4(
         dropout_rate=dropout_rate,
         aux_logits=aux_logits,
         aux_names=AUX_NAMES,
+        named_weights=NAMED_WEIGHTS["inception_v4"],
     )
 

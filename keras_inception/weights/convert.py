@@ -1,0 +1,93 @@
+"""One entry point over the readers: read any supported source, build the model it describes and
+save that model's weights as a Keras `.weights.h5` file."""
+
+import os
+from collections.abc import Mapping
+
+from keras_inception.weights.keras_applications import read_keras_applications
+from keras_inception.weights.matching import BACKGROUND_CLASSES, assign_weights
+from keras_inception.weights.pytorch import read_state_dict
+from keras_inception.weights.slim import read_slim_checkpoint
+
+ARCHITECTURES = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
+SOURCE_FORMATS = ("slim", "pytorch", "keras-applications")
+PYTORCH_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def read_source(source, architecture, source_format=None):
+    """Read `source` into a `Source` for `architecture`.
+
+    `source_format`: "slim" (a TF-slim checkpoint), "pytorch" (a timm state dict for Inception-v4
+    and Inception-ResNet-v2, a facenet-pytorch one for Inception-ResNet-v1) or
+    "keras-applications" (Inception-ResNet-v2 `.h5`); by default guessed from the file name: dicts
+    and .safetensors/.pth/.pt/.bin are PyTorch, .h5 is keras.applications, anything else slim.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}.")
+    source_format = source_format or guess_format(source)
+    if source_format == "slim":
+        return read_slim_checkpoint(source, architecture)
+    if source_format == "pytorch":
+        return read_state_dict(source, architecture)
+    if source_format == "keras-applications":
+        if architecture != "inception_resnet_v2":
+            raise ValueError(
+                "keras.applications publishes Inception-ResNet-v2 only; "
+                f"got architecture={architecture!r}."
+            )
+        return read_keras_applications(source)
+    raise ValueError(f"source_format must be one of {SOURCE_FORMATS}, got {source_format!r}.")
+
+
+def guess_format(source):
+    if isinstance(source, Mapping):
+        return "pytorch"
+    path = os.fspath(source)
+    if path.endswith(PYTORCH_SUFFIXES):
+        return "pytorch"
+    if path.endswith(".h5"):
+        return "keras-applications"
+    return "slim"
+
+
+def factory(architecture):
+    """The model factory of `architecture` (imported late: the factories import this package)."""
+    from keras_inception import models
+
+    return {
+        "inception_v4": models.InceptionV4,
+        "inception_resnet_v1": models.InceptionResNetV1,
+        "inception_resnet_v2": models.InceptionResNetV2,
+    }[architecture]
+
+
+def source_model(source, architecture, classes=None, aux_logits=False):
+    """Build the model that `source` describes: its top (classifier or FaceNet embedding, or none),
+    its class count (slim's 1001 become 1000 unless `classes=1001`) and, with `aux_logits`, the
+    auxiliary head."""
+    tensors = source.tensors
+    config = {"weights": None, "aux_logits": aux_logits}
+    if "Bottleneck/weights" in tensors:
+        config["embedding_size"] = tensors["Bottleneck/weights"].shape[-1]
+    elif "Logits/Logits/biases" in tensors:
+        found = tensors["Logits/Logits/biases"].shape[-1]
+        config["classes"] = classes or (found - 1 if found == BACKGROUND_CLASSES else found)
+    else:
+        config["include_top"] = False
+    return factory(architecture)(**config)
+
+
+def convert(source, architecture, output, *, source_format=None, classes=None, aux_logits=False):
+    """Convert `source` to a Keras weights file `output` (`.weights.h5`) and return the model.
+
+    The file loads into the factory built as the source describes, for example
+    `InceptionV4(weights=output)` for slim's ImageNet checkpoint, or
+    `InceptionResNetV1(weights=output, embedding_size=512)` for FaceNet's.
+    """
+    if not os.fspath(output).endswith(".weights.h5"):
+        raise ValueError(f"The output must be a Keras weights file ending in .weights.h5, got {output}.")
+    source = read_source(source, architecture, source_format)
+    model = source_model(source, architecture, classes=classes, aux_logits=aux_logits)
+    assign_weights(model, source)
+    model.save_weights(output)
+    return model

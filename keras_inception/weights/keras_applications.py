@@ -1,0 +1,75 @@
+"""keras.applications' Inception-ResNet-v2 `.h5` files (legacy HDF5, the format of its public
+ImageNet weights).
+
+Those files name layers `conv2d_17`, `batch_normalization_17`...: Keras loads them by position
+among the layers that hold weights. Our Inception-ResNet-v2 creates its weighted layers in
+keras.applications' order, so position gives the slim name of each array.
+"""
+
+import os
+
+import h5py
+import numpy as np
+
+from keras_inception.weights.matching import Source, slim_name
+
+
+def read_keras_applications(path):
+    """Read a keras.applications InceptionResNetV2 `.h5` file (weights-only or whole model, with
+    or without the top) into tensors by slim name."""
+    path = os.fspath(path)
+    layers = _read_h5_layers(path)
+    names = _weight_names_in_keras_order()
+    description = f"keras.applications InceptionResNetV2 file {path!r}"
+    # The notop file is the same list without the classifier.
+    if len(layers) not in (len(names), len(names) - 1):
+        raise ValueError(
+            f"{description} has {len(layers)} layers with weights; keras.applications' "
+            f"InceptionResNetV2 has {len(names)} (or {len(names) - 1} without the top), so this is "
+            "a file of another network."
+        )
+    tensors = {}
+    for layer_names, arrays in zip(names, layers):
+        if len(layer_names) != len(arrays):
+            raise ValueError(
+                f"{description}: layer holding {layer_names[0]} has {len(arrays)} arrays, "
+                f"expected {len(layer_names)}."
+            )
+        tensors.update(zip(layer_names, arrays))
+    return Source(description, tensors)
+
+
+def _read_h5_layers(path):
+    """The weight arrays of each layer that has any, in the file's layer order."""
+    with h5py.File(path, "r") as file:
+        group = file["model_weights"] if "model_weights" in file else file
+        if "layer_names" not in group.attrs:
+            raise ValueError(
+                f"{path} is not a legacy Keras HDF5 weights file (no `layer_names`); Keras 3 "
+                "`.weights.h5` files load with `weights=path` directly."
+            )
+        layers = []
+        for layer_name in _strings(group.attrs["layer_names"]):
+            weight_names = _strings(group[layer_name].attrs["weight_names"])
+            if weight_names:
+                layers.append([np.asarray(group[layer_name][w]) for w in weight_names])
+        return layers
+
+
+def _strings(values):
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _weight_names_in_keras_order():
+    """Slim names of our full Inception-ResNet-v2's weights, grouped by layer in the order Keras'
+    HDF5 format stores them: layers that hold weights in `model.layers` order, each layer's
+    trainable weights before the others."""
+    from keras_inception.models import InceptionResNetV2
+
+    # The input size changes no weight shape here; a small one builds faster.
+    model = InceptionResNetV2(weights=None, input_shape=(75, 75, 3))
+    return [
+        [slim_name(layer, v) for v in layer.trainable_weights + layer.non_trainable_weights]
+        for layer in model.layers
+        if layer.weights
+    ]

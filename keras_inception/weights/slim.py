@@ -1,0 +1,60 @@
+"""TF-slim checkpoints: the authors' ImageNet releases and FaceNet's Inception-ResNet-v1 models.
+
+Slim names variables `<Network>/<scope>/<variable>`, the scopes our layer names spell with `__`, and
+stores kernels as `[height, width, in, out]` like Keras: the conversion is renaming only.
+"""
+
+import os
+import re
+
+from keras_inception.weights.matching import Source
+
+NETWORK_SCOPES = {
+    "inception_v4": "InceptionV4",
+    "inception_resnet_v1": "InceptionResnetV1",
+    "inception_resnet_v2": "InceptionResnetV2",
+}
+# Training state inside a network scope: optimizer slots and moving-average shadows (FaceNet
+# checkpoints keep them). Variables outside the network scopes (global_step, FaceNet's identity
+# classifier `Logits` and center-loss `centers`) are not part of the network either.
+TRAINING_STATE = re.compile(r"/(ExponentialMovingAverage|RMSProp(_1)?|Momentum|Adam(_1)?|Adagrad)$")
+
+
+def read_slim_checkpoint(path, architecture):
+    """Read the network's variables from a slim checkpoint, the network scope removed.
+
+    `path` is a checkpoint prefix (`model.ckpt-90000`), a V1 checkpoint file (`inception_v4.ckpt`)
+    or a folder holding one checkpoint. A checkpoint of another of the three networks is read under
+    its own scope, so that the mismatch error lists what it holds instead of an empty source.
+    """
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(checkpoint_path(path))
+    by_scope = {}
+    for name in reader.get_variable_to_shape_map():
+        scope, _, rest = name.partition("/")
+        if scope in NETWORK_SCOPES.values() and not TRAINING_STATE.search(name):
+            by_scope.setdefault(scope, {})[rest] = name
+    expected = NETWORK_SCOPES[architecture]
+    scope = expected if expected in by_scope else min(by_scope, default=None)
+    description = f"TF-slim checkpoint {os.fspath(path)!r}"
+    if scope != expected:
+        description += f" of {scope or 'no known network'} (not {expected})"
+    names = by_scope.get(scope, {})
+    return Source(description, {short: reader.get_tensor(full) for short, full in names.items()})
+
+
+def checkpoint_path(path):
+    """The checkpoint inside `path` when it is a folder (slim's tarballs hold one `.ckpt` file)."""
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return path
+    latest = tf.train.latest_checkpoint(path)
+    if latest:
+        return latest
+    found = sorted(f for f in os.listdir(path) if f.endswith((".ckpt", ".index")))
+    if len(found) != 1:
+        raise ValueError(f"Expected one checkpoint in the folder {path}, found {found or 'none'}.")
+    return os.path.join(path, found[0].removesuffix(".index"))
