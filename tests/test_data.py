@@ -144,18 +144,24 @@ def test_missing_or_empty_folders_fail_before_training(tmp_path):
 
 def write_slim_shard(path, images_and_labels):
     """A TFRecord shard in TF-slim's ImageNet layout."""
+
+    def feature(value):
+        if isinstance(value, bytes):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
     with tf.io.TFRecordWriter(str(path)) as writer:
         for image, label in images_and_labels:
-            feature = {
-                "image/encoded": tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[tf.io.encode_jpeg(image).numpy()])
-                ),
-                "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"JPEG"])),
-                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[0]])),
-                "image/width": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[1]])),
+            features = {
+                "image/encoded": tf.io.encode_jpeg(image).numpy(),
+                "image/format": b"JPEG",
+                "image/class/label": label,
+                "image/height": image.shape[0],
+                "image/width": image.shape[1],
             }
-            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            example = tf.train.Example(
+                features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})
+            )
             writer.write(example.SerializeToString())
 
 
@@ -168,7 +174,10 @@ def slim_shards(tmp_path):
         for shard in range(count):
             write_slim_shard(
                 tmp_path / f"{split}-{shard:05d}-of-{count:05d}",
-                [(solid(COLOURS[names[label - 1]], 20 + i, 30), label) for i, label in enumerate(stored)],
+                [
+                    (solid(COLOURS[names[label - 1]], 20 + i, 30), label)
+                    for i, label in enumerate(stored)
+                ],
             )
     return tmp_path, stored
 
@@ -195,7 +204,7 @@ def test_tfrecord_slim_layout_with_label_offset(slim_shards):
     assert bundle.skipped.count == 0
 
     with pytest.raises(ValueError, match="DataConfig.num_classes is required"):
-        make_datasets(DataConfig(source="tfrecord", train=config.train), image_size=SIZE, batch_size=4)
+        make_datasets(dataclasses.replace(config, num_classes=None), image_size=SIZE, batch_size=4)
     with pytest.raises(ValueError, match="No TFRecord files"):
         make_datasets(
             DataConfig(source="tfrecord", train=str(folder / "test-*"), num_classes=3),
@@ -212,7 +221,7 @@ def test_tfrecord_label_out_of_range_fails_before_iteration(slim_shards):
     with pytest.raises(ValueError, match=r"label_offset=0"):
         load_raw(DataConfig(source="tfrecord", validation=config.train, num_classes=3))
     # With slim's background class kept, the same files are valid.
-    make_datasets(DataConfig(source="tfrecord", train=config.train, num_classes=4), image_size=SIZE, batch_size=4)
+    make_datasets(dataclasses.replace(config, num_classes=4), image_size=SIZE, batch_size=4)
 
 
 def test_eval_preprocessing_is_slims_exact_central_crop():
@@ -253,6 +262,22 @@ def test_train_preprocessing_colour_modes():
         results = [distort(image).numpy() for _ in range(4)]
         assert all(-1.0 <= result.min() and result.max() <= 1.0 for result in results)
         assert max(np.abs(result - expected).max() for result in results) > 0.05
+
+
+def test_fast_saturation_matches_tensorflows_hsv_saturation():
+    from keras_inception.data.preprocessing import adjust_saturation
+
+    rng = np.random.default_rng(1)
+    # Brightness runs before saturation unclipped, so values outside [0, 1] occur; grey, black
+    # and all-negative pixels are the edge cases of the HSV round trip.
+    image = rng.uniform(-0.2, 1.2, (32, 32, 3)).astype(np.float32)
+    image[0], image[1], image[2] = 0.4, 0.0, -0.1
+    for factor in (0.0, 0.5, 0.93, 1.5, 4.0):
+        np.testing.assert_allclose(
+            adjust_saturation(tf.constant(image), factor).numpy(),
+            tf.image.adjust_saturation(image, factor).numpy(),
+            atol=2e-6,
+        )
 
 
 def test_tfds_dataset_prepared_on_disk(tmp_path):

@@ -44,27 +44,41 @@ class DataConfig:
     min_crop_area: float = 0.05
 
     def __post_init__(self):
-        if self.source not in SOURCES:
-            raise ValueError(f"DataConfig.source must be one of {SOURCES}, got {self.source!r}.")
-        if self.colour_distortion not in COLOUR_DISTORTIONS:
-            raise ValueError(
-                f"DataConfig.colour_distortion must be one of {COLOUR_DISTORTIONS}, "
-                f"got {self.colour_distortion!r}."
-            )
-        if self.num_classes is not None and not _is_int(self.num_classes, minimum=1):
-            raise ValueError(
-                f"DataConfig.num_classes must be a positive integer, got {self.num_classes!r}."
-            )
-        if not _is_int(self.label_offset):
-            raise ValueError(f"DataConfig.label_offset must be an integer, got {self.label_offset!r}.")
-        if not _is_int(self.shuffle_buffer, minimum=1):
-            raise ValueError(
-                f"DataConfig.shuffle_buffer must be a positive integer, got {self.shuffle_buffer!r}."
-            )
-        if not isinstance(self.min_crop_area, (int, float)) or not 0.0 < self.min_crop_area <= 1.0:
-            raise ValueError(
-                f"DataConfig.min_crop_area must be in (0, 1], got {self.min_crop_area!r}."
-            )
+        _check(self.source in SOURCES, "source", f"one of {SOURCES}", self.source)
+        _check(
+            self.colour_distortion in COLOUR_DISTORTIONS,
+            "colour_distortion",
+            f"one of {COLOUR_DISTORTIONS}",
+            self.colour_distortion,
+        )
+        _check(
+            self.num_classes is None or _is_int(self.num_classes, minimum=1),
+            "num_classes",
+            "a positive integer or None",
+            self.num_classes,
+        )
+        _check(_is_int(self.label_offset), "label_offset", "an integer", self.label_offset)
+        _check(
+            _is_int(self.shuffle_buffer, minimum=1),
+            "shuffle_buffer",
+            "a positive integer",
+            self.shuffle_buffer,
+        )
+        _check(
+            _is_number(self.min_crop_area) and 0.0 < self.min_crop_area <= 1.0,
+            "min_crop_area",
+            "a number in (0, 1]",
+            self.min_crop_area,
+        )
+
+
+def _check(valid, field, expected, value):
+    if not valid:
+        raise ValueError(f"DataConfig.{field} must be {expected}, got {value!r}.")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_int(value, minimum=None):

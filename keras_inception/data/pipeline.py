@@ -110,7 +110,9 @@ def _finish(dataset, shard):
 def _check_image_size(image_size):
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or not all(isinstance(side, int) and side > 0 for side in size):
-        raise ValueError(f"image_size must be a positive int or (height, width), got {image_size!r}.")
+        raise ValueError(
+            f"image_size must be a positive int or (height, width), got {image_size!r}."
+        )
     return size
 
 
@@ -122,4 +124,6 @@ def _check_shard(shard):
         or not all(isinstance(value, int) for value in shard)
         or not 0 <= shard[1] < shard[0]
     ):
-        raise ValueError(f"shard must be (num_shards, index) with 0 <= index < num_shards, got {shard!r}.")
+        raise ValueError(
+            f"shard must be (num_shards, index) with 0 <= index < num_shards, got {shard!r}."
+        )

@@ -11,7 +11,7 @@ EVAL_CROP_FRACTION = 0.875
 
 _COLOUR_OPS = {
     "brightness": lambda image: tf.image.random_brightness(image, max_delta=32.0 / 255.0),
-    "saturation": lambda image: tf.image.random_saturation(image, lower=0.5, upper=1.5),
+    "saturation": lambda image: adjust_saturation(image, tf.random.uniform([], 0.5, 1.5)),
     "hue": lambda image: tf.image.random_hue(image, max_delta=0.2),
     "contrast": lambda image: tf.image.random_contrast(image, lower=0.5, upper=1.5),
 }
@@ -42,7 +42,8 @@ def train_preprocessing(image_size, colour_distortion="fast", min_crop_area=0.05
         return tf.switch_case(choice, [lambda ordering=o: ordering(image) for o in orderings])
 
     def preprocess(image):
-        image = crop(tf.image.convert_image_dtype(image, tf.float32))
+        # Cropping the uint8 image (to float) is twice as fast as converting the whole image first.
+        image = crop(image) / 255.0
         image = tf.image.random_flip_left_right(image)
         image = tf.clip_by_value(distort_colour(image), 0.0, 1.0)
         return _to_signed_unit(image)
@@ -54,12 +55,23 @@ def eval_preprocessing(image_size):
     """Central crop of 0.875 of each side, bilinear resize to `image_size`, then [-1, 1]."""
 
     def preprocess(image):
-        image = tf.image.convert_image_dtype(image, tf.float32)
         image = tf.image.central_crop(image, EVAL_CROP_FRACTION)
-        image = tf.image.resize(image, image_size, method="bilinear")
-        return _to_signed_unit(image)
+        image = tf.image.resize(image, image_size, method="bilinear")  # uint8 in, float out
+        return _to_signed_unit(image / 255.0)
 
     return preprocess
+
+
+def adjust_saturation(image, factor):
+    """`tf.image.adjust_saturation` for float RGB, several times faster: at fixed hue and value,
+    scaling HSV saturation by `factor` moves each channel along a line through the brightest
+    one, `max + s * (channel - max)`, with `s` capped where saturation reaches 1 and 0 for
+    pixels whose value is not positive (those HSV turns grey)."""
+    red, green, blue = tf.unstack(image, axis=-1)  # faster than reducing the short last axis
+    high = tf.maximum(tf.maximum(red, green), blue)[..., tf.newaxis]
+    low = tf.minimum(tf.minimum(red, green), blue)[..., tf.newaxis]
+    cap = tf.maximum(tf.math.divide_no_nan(high, high - low), 0.0)  # 0 where value <= 0
+    return high + tf.minimum(factor, cap) * (image - high)
 
 
 def _chain(names):

@@ -198,7 +198,9 @@ class TFDSSource:
         self._image_key, label_key = info.supervised_keys
         label_feature = info.features[label_key]
         if not isinstance(label_feature, tfds.features.ClassLabel):
-            raise ValueError(f"The {where} has no class labels ({label_key!r} is not a ClassLabel).")
+            raise ValueError(
+                f"The {where} has no class labels ({label_key!r} is not a ClassLabel)."
+            )
         self.num_classes = _resolve_num_classes(config, label_feature.num_classes, f"the {where}")
         self._config = config
 
