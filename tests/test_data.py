@@ -31,6 +31,18 @@ def test_digits_batches_shapes_range_and_classes():
     assert bundle.skipped.count == 0
 
 
+def test_shards_split_the_examples_between_hosts():
+    bundles = [
+        make_datasets(DataConfig(), image_size=SIZE, batch_size=32, shard=(2, index))
+        for index in range(2)
+    ]
+    assert sum(bundle.train_examples for bundle in bundles) == 1437
+    assert sum(bundle.validation_examples for bundle in bundles) == 360
+    assert sum(len(labels_of(bundle.validation)) for bundle in bundles) == 360
+    with pytest.raises(ValueError, match="shard must be"):
+        make_datasets(DataConfig(), image_size=SIZE, batch_size=32, shard=(2, 2))
+
+
 def test_digits_split_is_fixed_whatever_the_training_seed():
     first = make_datasets(DataConfig(), image_size=SIZE, batch_size=32, seed=0)
     second = make_datasets(DataConfig(), image_size=SIZE, batch_size=32, seed=1)
@@ -202,6 +214,13 @@ def test_tfrecord_slim_layout_with_label_offset(slim_shards):
     assert (bundle.train_examples, bundle.validation_examples) == (12, 6)
     assert sorted(labels_of(bundle.train)) == sorted(label - 1 for label in 2 * stored)
     assert bundle.skipped.count == 0
+    # Hosts read whole files: one of the two training shards each.
+    train_only = dataclasses.replace(config, validation=None)
+    half = make_datasets(train_only, image_size=SIZE, batch_size=4, shard=(2, 1))
+    assert (half.train_examples, half.validation) == (6, None)
+    assert len(labels_of(half.train)) == 4  # one full batch of the shard's 6 records
+    with pytest.raises(ValueError, match="fewer files than the 3 input shards"):
+        make_datasets(train_only, image_size=SIZE, batch_size=4, shard=(3, 2))
 
     with pytest.raises(ValueError, match="DataConfig.num_classes is required"):
         make_datasets(dataclasses.replace(config, num_classes=None), image_size=SIZE, batch_size=4)

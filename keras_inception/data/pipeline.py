@@ -41,7 +41,8 @@ def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
     Args:
         image_size: the model's input size, an int or (height, width).
         batch_size: images per batch.
-        seed: seeds the shuffling and the augmentation.
+        seed: seeds the shuffling (the same first-epoch order for the same seed) and the crop
+            sampler; the augmentation itself runs in parallel and is not bit-reproducible.
         shard: optional (num_shards, index): read only this host's share of each split.
     """
     image_size = _check_image_size(image_size)
@@ -92,7 +93,9 @@ def load_raw(config, split="validation", *, skipped=None):
     records = source.split(split)
     if records is None:
         raise ValueError(f"DataConfig.{split} is not set for source={config.source!r}.")
-    dataset = map_images(records.dataset, records.kind, tf.identity, skipped or SkipCounter())
+    if skipped is None:
+        skipped = SkipCounter()
+    dataset = map_images(records.dataset, records.kind, tf.identity, skipped)
     return dataset, source.num_classes
 
 

@@ -154,13 +154,14 @@ class TFRecordSource:
         labels = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).batch(4096)
         labels = labels.map(lambda records: tf.io.parse_example(records, spec)[TFRECORD_LABEL])
         try:
-            stored = np.concatenate([batch.numpy() for batch in labels] or [np.zeros(0)])
+            batches = [batch.numpy() for batch in labels]
         except tf.errors.OpError as error:
             raise ValueError(
                 f"Cannot read '{TFRECORD_LABEL}' from the TFRecords {pattern!r}: {error.message}"
             ) from None
-        if not len(stored):
+        if not batches:
             raise ValueError(f"The TFRecords {pattern!r} hold no records.")
+        stored = np.concatenate(batches)
         _check_label_range(
             int(stored.min()), int(stored.max()), self._config, self.num_classes, repr(pattern)
         )
