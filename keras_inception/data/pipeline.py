@@ -41,8 +41,9 @@ def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
     Args:
         image_size: the model's input size, an int or (height, width).
         batch_size: images per batch.
-        seed: seeds the shuffling (the same first-epoch order for the same seed) and the crop
-            sampler; the augmentation itself runs in parallel and is not bit-reproducible.
+        seed: seeds the shuffling and the crop sampler. The augmentation is bit-reproducible
+            across processes only with a global seed and op determinism on
+            (`keras.utils.set_random_seed`, `tf.config.experimental.enable_op_determinism`).
         shard: optional (num_shards, index): read only this host's share of each split.
     """
     image_size = _check_image_size(image_size)
