@@ -150,16 +150,25 @@ def _timm_inception_v4():
     return modules | {"last_linear": "Logits/Logits"}
 
 
+def _residual_stages(containers, depths):
+    """An Inception-ResNet's A, B, C stages with both reductions and the final `Block8`; timm and
+    facenet-pytorch differ only in the names of the repeated blocks' containers and the counts."""
+    (a, b, c), (depth_a, depth_b, depth_c) = containers, depths
+    return (
+        _repeat(a, "Repeat/block35", depth_a, BLOCK35)
+        | _block("mixed_6a", "Mixed_6a", REDUCTION_A)
+        | _repeat(b, "Repeat_1/block17", depth_b, BLOCK17)
+        | _block("mixed_7a", "Mixed_7a", INCEPTION_RESNET_REDUCTION_B)
+        | _repeat(c, "Repeat_2/block8", depth_c, BLOCK8)
+        | _block("block8", "Block8", BLOCK8)
+    )
+
+
 def _timm_inception_resnet_v2():
     return (
         INCEPTION_RESNET_STEM
         | _block("mixed_5b", "Mixed_5b", MIXED_5B)
-        | _repeat("repeat", "Repeat/block35", 10, BLOCK35)
-        | _block("mixed_6a", "Mixed_6a", REDUCTION_A)
-        | _repeat("repeat_1", "Repeat_1/block17", 20, BLOCK17)
-        | _block("mixed_7a", "Mixed_7a", INCEPTION_RESNET_REDUCTION_B)
-        | _repeat("repeat_2", "Repeat_2/block8", 9, BLOCK8)
-        | _block("block8", "Block8", BLOCK8)
+        | _residual_stages(("repeat", "repeat_1", "repeat_2"), (10, 20, 9))
         | {"conv2d_7b": "Conv2d_7b_1x1", "classif": "Logits/Logits"}
     )
 
@@ -168,12 +177,7 @@ def _facenet_inception_resnet_v1():
     return (
         INCEPTION_RESNET_STEM
         | {"conv2d_4b": "Conv2d_4b_3x3"}
-        | _repeat("repeat_1", "Repeat/block35", 5, BLOCK35)
-        | _block("mixed_6a", "Mixed_6a", REDUCTION_A)
-        | _repeat("repeat_2", "Repeat_1/block17", 10, BLOCK17)
-        | _block("mixed_7a", "Mixed_7a", INCEPTION_RESNET_REDUCTION_B)
-        | _repeat("repeat_3", "Repeat_2/block8", 5, BLOCK8)
-        | _block("block8", "Block8", BLOCK8)
+        | _residual_stages(("repeat_1", "repeat_2", "repeat_3"), (5, 10, 5))
         | {"last_linear": "Bottleneck", "last_bn": "Bottleneck/BatchNorm"}
     )
 
