@@ -82,6 +82,7 @@ def image_folder(tmp_path):
         write_jpeg(tmp_path / "validation" / name / "0.jpg", solid(colour, 48, 36))
     (tmp_path / "train" / "bees" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (tmp_path / "train" / "bees" / "notes.txt").write_text("not an image, not listed")
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()  # hidden: not a class
     return tmp_path
 
 

@@ -259,10 +259,15 @@ def _check_label_range(low, high, config, num_classes, where):
 
 
 def _class_folders(root):
+    """The sorted class subfolders of `root`, hidden ones (".ipynb_checkpoints") left out."""
     if not tf.io.gfile.isdir(root):
         raise ValueError(f"Image folder {root} does not exist or is not a folder.")
     names = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(root))
-    names = [name for name in names if tf.io.gfile.isdir(os.path.join(root, name))]
+    names = [
+        name
+        for name in names
+        if not name.startswith(".") and tf.io.gfile.isdir(os.path.join(root, name))
+    ]
     if not names:
         raise ValueError(f"Image folder {root} has no class subfolders (one per class expected).")
     return names
