@@ -343,6 +343,8 @@ def test_tfds_dataset_prepared_on_disk(tmp_path):
     bundle = make_datasets(config, image_size=SIZE, batch_size=2, seed=0)
     assert (bundle.num_classes, bundle.train_examples, bundle.validation_examples) == (3, 6, 3)
     assert sorted(labels_of(bundle.train)) == [0, 0, 1, 1, 2, 2]
+    sliced = dataclasses.replace(config, train="train[:50%]")  # TFDS's split slicing works
+    assert make_datasets(sliced, image_size=SIZE, batch_size=2).train_examples == 3
 
     for name in ("tiny_shapes", "imagenet2012"):  # unknown to TFDS, and known but not prepared
         elsewhere = DataConfig(source="tfds", tfds_name=name, data_dir=str(tmp_path / "empty"))

@@ -167,6 +167,7 @@ class TFRecordSource:
         )
         return len(stored)
 
+
 class TFDSSource:
     """A TFDS dataset already prepared in `data_dir` (this package never downloads); images
     are read undecoded so they go through the same robust decoding as the other sources."""
@@ -209,13 +210,15 @@ class TFDSSource:
         split = getattr(self._config, name)
         if split is None:
             return None
-        if split not in self._builder.info.splits:
+        if shard is not None:
+            split = self._tfds.even_splits(split, shard[0])[shard[1]]
+        try:
+            examples = self._builder.info.splits[split].num_examples
+        except (KeyError, ValueError):
             raise ValueError(
                 f"TFDS dataset {self._config.tfds_name!r} has no split {split!r}; it has "
                 f"{sorted(self._builder.info.splits)}."
-            )
-        if shard is not None:
-            split = self._tfds.even_splits(split, shard[0])[shard[1]]
+            ) from None
         dataset = self._builder.as_dataset(
             split=split,
             as_supervised=True,
@@ -225,7 +228,6 @@ class TFDSSource:
         )
         offset = self._config.label_offset
         dataset = dataset.map(lambda image, label: (image, tf.cast(label - offset, tf.int32)))
-        examples = self._builder.info.splits[split].num_examples
         return Split(_shuffle_stream(dataset, self._config, shuffle_seed), examples, ENCODED)
 
 
