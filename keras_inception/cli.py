@@ -246,7 +246,84 @@ def _convert(args):
     return 0
 
 
-SUBCOMMANDS = [_add_evaluate, _add_predict, _add_convert]
+# Exit status of a run the dead-network detector stopped (1 is bad input).
+DEAD_NETWORK_STATUS = 3
+
+
+def _add_train(subparsers):
+    parser = subparsers.add_parser(
+        "train",
+        help="train a network from a recipe (re-run the same command to resume)",
+        description="Train the network a recipe describes into its run folder: resolved recipe, "
+        "CSV log, TensorBoard logs, checkpoints, final model and curves.png. Running the same "
+        "command again on an unfinished folder resumes from its last finished epoch.",
+    )
+    parser.add_argument(
+        "recipe", metavar="RECIPE_OR_PATH",
+        help="a bundled recipe name (see `keras-inception recipes`) or a .toml file",
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a recipe key, e.g. optimizer.learning_rate=0.01 (TOML values; repeatable)",
+    )
+    parser.add_argument("--output", metavar="DIR", help="the run folder (default: runs/<recipe name>)")
+    parser.set_defaults(handler=_train)
+
+
+@_reports_bad_input
+def _train(args):
+    from keras_inception.training import DeadNetworkError, load_recipe, train
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    try:
+        train(recipe, output=args.output)
+    except DeadNetworkError as error:
+        print(f"keras-inception train: {error}", file=sys.stderr)
+        return DEAD_NETWORK_STATUS
+    return 0
+
+
+def _add_plot(subparsers):
+    parser = subparsers.add_parser(
+        "plot",
+        help="training curves of one or more run folders, overlaid",
+        description="Plot loss, top-1/top-5 accuracy, learning rate and the dead-network "
+        "detector's zero fraction against epochs for each run folder, overlaid with a legend.",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("-o", "--output", default="curves.png", metavar="FILE.png")
+    parser.set_defaults(handler=_plot)
+
+
+@_reports_bad_input
+def _plot(args):
+    from keras_inception.plotting import plot_runs
+
+    plot_runs(args.run_dirs, args.output)
+    print(f"Wrote {args.output}.")
+    return 0
+
+
+def _add_recipes(subparsers):
+    parser = subparsers.add_parser(
+        "recipes",
+        help="list the bundled recipes",
+        description="List the recipes bundled with the package, one line each.",
+    )
+    parser.set_defaults(handler=_recipes)
+
+
+def _recipes(args):
+    from keras_inception.training import bundled_recipes, load_recipe
+
+    recipes = bundled_recipes()
+    width = max(map(len, recipes))
+    for name in recipes:
+        print(f"{name:<{width}}  {load_recipe(name).description}")
+    return 0
+
+
+SUBCOMMANDS = [_add_evaluate, _add_predict, _add_convert, _add_train, _add_plot, _add_recipes]
 
 
 if __name__ == "__main__":

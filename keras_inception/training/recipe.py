@@ -1,0 +1,377 @@
+"""Recipes: typed descriptions of a whole training run, read from TOML files.
+
+A recipe file has a few top-level keys (`description`, `seed`, `output`) and one table per
+section below. Every key is checked on load against the dataclass field it fills: an unknown key,
+a value of the wrong type or an impossible value is a `RecipeError` naming the key and the file.
+Keys left out take the defaults written here, which are the paper's (see docs/training.md).
+"""
+
+import dataclasses
+import importlib.resources
+import json
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keras_inception.data import DataConfig
+
+NETWORKS = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+DISTRIBUTIONS = ("auto",)
+# The auxiliary head pools the 17x17 stage with a 5x5 window; smaller inputs leave it under 5x5.
+MIN_AUX_INPUT_SIZE = 139
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot describe a run; the message names the file (or `--set`) and the key."""
+
+
+def _check(condition, key, expectation, value):
+    if not condition:
+        raise ValueError(f"{key} must be {expectation}, got {value!r}.")
+
+
+def _in_unit_interval(value, *, open_low=False, open_high=False):
+    low_ok = value > 0 if open_low else value >= 0
+    high_ok = value < 1 if open_high else value <= 1
+    return low_ok and high_ok
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network and its hyperparameters. `None` keeps the network's own default."""
+
+    network: str = "inception_resnet_v2"
+    input_size: int = 299
+    residual_scale: tuple[float, float, float] | None = None
+    depths: tuple[int, int, int] | None = None
+    dropout_rate: float = 0.2
+    aux_logits: bool = False
+    aux_loss_weight: float = 0.4
+
+    def __post_init__(self):
+        _check(self.network in NETWORKS, "model.network", f"one of {NETWORKS}", self.network)
+        _check(self.input_size >= 75, "model.input_size", "at least 75", self.input_size)
+        if self.residual_scale is not None:
+            _check(
+                self.network != "inception_v4",
+                "model.residual_scale",
+                "left out for inception_v4 (it has no residual connections)",
+                self.residual_scale,
+            )
+            _check(
+                all(0 < scale <= 1 for scale in self.residual_scale),
+                "model.residual_scale",
+                "three numbers in (0, 1] (blocks A, B, C)",
+                self.residual_scale,
+            )
+        if self.depths is not None:
+            _check(min(self.depths) >= 0, "model.depths", "three counts >= 0", self.depths)
+            _check(
+                self.network == "inception_v4" or self.depths[2] >= 1,
+                "model.depths",
+                "at least 1 in stage C (it holds the final Block8)",
+                self.depths,
+            )
+        _check(
+            _in_unit_interval(self.dropout_rate, open_high=True),
+            "model.dropout_rate",
+            "in [0, 1)",
+            self.dropout_rate,
+        )
+        _check(self.aux_loss_weight >= 0, "model.aux_loss_weight", ">= 0", self.aux_loss_weight)
+        _check(
+            not self.aux_logits or self.input_size >= MIN_AUX_INPUT_SIZE,
+            "model.aux_logits",
+            f"false below input_size {MIN_AUX_INPUT_SIZE} (the auxiliary head needs a 5x5 map)",
+            self.aux_logits,
+        )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How long and how the loss is formed. `steps_per_epoch` left out means one pass over the
+    training data; `precision` is a `keras.mixed_precision` policy name."""
+
+    batch_size: int = 32
+    epochs: int = 100
+    steps_per_epoch: int | None = None
+    label_smoothing: float = 0.1
+    weight_decay: float = 4e-5
+    precision: str = "float32"
+    distribution: str = "auto"
+    deterministic: bool = False
+
+    def __post_init__(self):
+        _check(self.batch_size >= 1, "training.batch_size", "at least 1", self.batch_size)
+        _check(self.epochs >= 1, "training.epochs", "at least 1", self.epochs)
+        _check(
+            self.steps_per_epoch is None or self.steps_per_epoch >= 1,
+            "training.steps_per_epoch",
+            "at least 1",
+            self.steps_per_epoch,
+        )
+        _check(
+            _in_unit_interval(self.label_smoothing, open_high=True),
+            "training.label_smoothing",
+            "in [0, 1)",
+            self.label_smoothing,
+        )
+        _check(self.weight_decay >= 0, "training.weight_decay", ">= 0", self.weight_decay)
+        _check(self.precision in PRECISIONS, "training.precision", f"one of {PRECISIONS}", self.precision)
+        _check(
+            self.distribution in DISTRIBUTIONS,
+            "training.distribution",
+            f"one of {DISTRIBUTIONS} (single device; multi-device strategies are not built yet)",
+            self.distribution,
+        )
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """RMSProp as the paper ran it. `global_clipnorm` left out means no clipping;
+    `ema_momentum` left out means no weight averaging."""
+
+    learning_rate: float = 0.045
+    rho: float = 0.9
+    momentum: float = 0.9
+    epsilon: float = 1.0
+    global_clipnorm: float | None = 2.0
+    ema_momentum: float | None = 0.9999
+
+    def __post_init__(self):
+        _check(self.learning_rate > 0, "optimizer.learning_rate", "> 0", self.learning_rate)
+        _check(_in_unit_interval(self.rho, open_high=True), "optimizer.rho", "in [0, 1)", self.rho)
+        _check(
+            _in_unit_interval(self.momentum, open_high=True),
+            "optimizer.momentum",
+            "in [0, 1)",
+            self.momentum,
+        )
+        _check(self.epsilon > 0, "optimizer.epsilon", "> 0", self.epsilon)
+        _check(
+            self.global_clipnorm is None or self.global_clipnorm > 0,
+            "optimizer.global_clipnorm",
+            "> 0 (leave the key out for no clipping)",
+            self.global_clipnorm,
+        )
+        _check(
+            self.ema_momentum is None or _in_unit_interval(self.ema_momentum, open_high=True),
+            "optimizer.ema_momentum",
+            "in [0, 1) (leave the key out for no averaging)",
+            self.ema_momentum,
+        )
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Exponential decay of the learning rate: times `decay_rate` every `decay_epochs`."""
+
+    decay_rate: float = 0.94
+    decay_epochs: float = 2.0
+    staircase: bool = True
+
+    def __post_init__(self):
+        _check(0 < self.decay_rate <= 1, "schedule.decay_rate", "in (0, 1]", self.decay_rate)
+        _check(self.decay_epochs > 0, "schedule.decay_epochs", "> 0", self.decay_epochs)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The dead-network detector: every `check_every` steps, the fraction of exact zeros in the
+    features before global pooling on a fixed probe batch of `probe_size` validation images; the
+    run stops after `patience` consecutive checks at or above `threshold`."""
+
+    check_every: int = 500
+    threshold: float = 0.99
+    patience: int = 3
+    probe_size: int = 32
+
+    def __post_init__(self):
+        _check(self.check_every >= 1, "detector.check_every", "at least 1", self.check_every)
+        _check(
+            _in_unit_interval(self.threshold, open_low=True),
+            "detector.threshold",
+            "in (0, 1]",
+            self.threshold,
+        )
+        _check(self.patience >= 1, "detector.patience", "at least 1", self.patience)
+        _check(self.probe_size >= 1, "detector.probe_size", "at least 1", self.probe_size)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a training run needs. `output` left empty means `runs/<name>`."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    output: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+    @property
+    def run_dir(self):
+        return Path(self.output or Path("runs") / self.name)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def bundled_recipes():
+    """The recipes shipped with the package, as {name: path}, sorted by name."""
+    folder = importlib.resources.files("keras_inception") / "recipes"
+    paths = sorted(Path(path) for path in folder.iterdir() if path.name.endswith(".toml"))
+    return {path.stem: path for path in paths}
+
+
+def find_recipe(name_or_path):
+    """The path of a recipe given as a file path or as the name of a bundled recipe."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise RecipeError(f"{path}: no such recipe file.")
+        return path
+    recipes = bundled_recipes()
+    if name_or_path not in recipes:
+        raise RecipeError(
+            f"No recipe named {name_or_path!r}: give a .toml path or one of {sorted(recipes)}."
+        )
+    return recipes[name_or_path]
+
+
+def load_recipe(name_or_path, overrides=()):
+    """Read, override and check a recipe. `overrides` are `section.key=value` strings whose values
+    are TOML (`0.01`, `[1, 1, 1]`, `true`, `"text"`); a value that is not TOML is taken as text."""
+    path = find_recipe(name_or_path)
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"{path}: not valid TOML: {error}") from error
+    for override in overrides:
+        key, value = parse_override(override)
+        _check_known(Recipe, key, f"--set {override}")
+        _set_nested(table, key, value)
+    return recipe_from_table(table, name=path.stem, source=str(path))
+
+
+def parse_override(text):
+    """`'optimizer.learning_rate=0.01'` -> `('optimizer.learning_rate', 0.01)`."""
+    key, separator, value = text.partition("=")
+    key = key.strip()
+    if not separator or not key:
+        raise RecipeError(f"--set {text}: expected KEY=VALUE, e.g. optimizer.learning_rate=0.01.")
+    try:
+        return key, tomllib.loads(f"value = {value.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        return key, value.strip()
+
+
+def recipe_from_table(table, *, name, source):
+    """Build a `Recipe` from a parsed TOML table; errors name the key and `source`."""
+    if "name" in table:
+        raise RecipeError(f"{source}: name is the file's name; remove the key.")
+    return _build(Recipe, {**table, "name": name}, prefix="", source=source)
+
+
+def recipe_to_toml(recipe):
+    """The recipe as TOML text that `load_recipe` reads back to an equal recipe (without `name`,
+    which is the file's name)."""
+    top, sections = [], []
+    for item in dataclasses.fields(recipe):
+        value = getattr(recipe, item.name)
+        if item.name == "name":
+            continue
+        if dataclasses.is_dataclass(value):
+            lines = [
+                f"{sub.name} = {_toml_value(getattr(value, sub.name))}"
+                for sub in dataclasses.fields(value)
+                if getattr(value, sub.name) is not None
+            ]
+            sections.append("\n".join([f"[{item.name}]", *lines]))
+        elif value is not None:
+            top.append(f"{item.name} = {_toml_value(value)}")
+    return "\n\n".join(["\n".join(top), *sections]) + "\n"
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ("-" if value < 0 else "") + ("nan" if math.isnan(value) else "inf")
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+
+
+def _build(cls, table, *, prefix, source):
+    """Fill dataclass `cls` from `table`, converting each value to its field's type."""
+    if not isinstance(table, dict):
+        raise RecipeError(f"{source}: {prefix.rstrip('.')} must be a table ([section]), got {table!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [item.name for item in dataclasses.fields(cls)]
+    for key in table:
+        if key not in names:
+            raise RecipeError(
+                f"{source}: unknown key {prefix}{key}; "
+                f"{f'[{prefix[:-1]}]' if prefix else 'the top level'} takes {', '.join(names)}."
+            )
+    values = {}
+    for key, value in table.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, prefix=f"{prefix}{key}.", source=source)
+        else:
+            values[key] = _convert(value, hint, f"{prefix}{key}", source)
+    try:
+        return cls(**values)
+    except ValueError as error:
+        where = "" if cls.__module__ == __name__ else f"{prefix.rstrip('.')}: "
+        raise RecipeError(f"{source}: {where}{error}") from error
+
+
+def _convert(value, hint, key, source):
+    """`value` as type `hint` (int, float, bool, str, X | None, tuple[X, ...]) or a RecipeError."""
+    if isinstance(hint, types.UnionType):
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        item_types = typing.get_args(hint)
+        if not isinstance(value, list) or len(value) != len(item_types):
+            raise RecipeError(
+                f"{source}: {key} must be a list of {len(item_types)} "
+                f"{item_types[0].__name__}s, got {value!r}."
+            )
+        return tuple(_convert(item, kind, key, source) for item, kind in zip(value, item_types))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not hint:
+        raise RecipeError(f"{source}: {key} must be {hint.__name__}, got {value!r}.")
+    return value
+
+
+def _check_known(cls, dotted_key, source):
+    """Raise unless `dotted_key` names a field of `cls` (through its section dataclasses)."""
+    *sections, key = dotted_key.split(".")
+    for depth, section in enumerate(sections):
+        hint = typing.get_type_hints(cls).get(section)
+        if not dataclasses.is_dataclass(hint):
+            raise RecipeError(f"{source}: unknown section {'.'.join(sections[: depth + 1])}.")
+        cls = hint
+    if key not in {item.name for item in dataclasses.fields(cls)} or key == "name":
+        raise RecipeError(f"{source}: unknown key {dotted_key}.")
+
+
+def _set_nested(table, dotted_key, value):
+    *sections, key = dotted_key.split(".")
+    for section in sections:
+        table = table.setdefault(section, {})
+    table[key] = value
