@@ -7,7 +7,8 @@ PATH, ENCODED, PIXELS = "path", "encoded", "pixels"
 
 
 class SkipCounter:
-    """A live count of images skipped because they could not be read or decoded.
+    """A live count of images skipped because they could not be read or decoded (an image
+    skipped in each of several epochs counts once per epoch).
 
     Each example raises the count on entry and lowers it once its image is decoded and
     transformed, so the count is exact whenever no image is in flight (for example once
