@@ -1,0 +1,154 @@
+"""Recipes: the paper's method in the bundled files, checked loading, `--set` overrides, packaging."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import keras
+import pytest
+
+from keras_inception.training import RecipeError, bundled_recipes, load_recipe, recipe_to_toml
+from keras_inception.training.trainer import build_optimizer
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGENET_RECIPES = ["inception_v4_imagenet", "inception_resnet_v1_imagenet", "inception_resnet_v2_imagenet"]
+STEPS_PER_EPOCH = 100
+
+
+def test_bundled_recipes_are_found_by_name_and_load():
+    assert set(bundled_recipes()) == {"quickstart", *IMAGENET_RECIPES}
+    for name in bundled_recipes():
+        recipe = load_recipe(name)
+        assert recipe.name == name and recipe.description
+
+
+def test_top_level_recipes_folder_is_the_packaged_one():
+    assert sorted(path.name for path in (ROOT / "recipes").glob("*.toml")) == sorted(
+        path.name for path in bundled_recipes().values()
+    )
+
+
+@pytest.mark.parametrize("name", IMAGENET_RECIPES)
+def test_imagenet_recipes_build_the_papers_optimizer_and_schedule(name):
+    recipe = load_recipe(name)
+    optimizer = build_optimizer(recipe, STEPS_PER_EPOCH)
+    schedule = optimizer._learning_rate
+
+    def rate(step):
+        return float(schedule(step))
+
+    # 0.045, multiplied by 0.94 every two epochs, in steps (staircase).
+    assert rate(0) == pytest.approx(0.045)
+    assert rate(2 * STEPS_PER_EPOCH - 1) == pytest.approx(0.045)
+    assert rate(2 * STEPS_PER_EPOCH) == pytest.approx(0.045 * 0.94)
+    assert rate(4 * STEPS_PER_EPOCH) == pytest.approx(0.045 * 0.94**2)
+    assert isinstance(optimizer, keras.optimizers.RMSprop)
+    assert (optimizer.rho, optimizer.momentum, optimizer.epsilon) == (0.9, 0.9, 1.0)
+    assert optimizer.global_clipnorm == 2.0
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.9999
+    assert recipe.training.label_smoothing == 0.1
+    assert recipe.training.weight_decay == 4e-5
+    assert recipe.training.batch_size == 32
+    assert recipe.model.aux_logits and recipe.model.aux_loss_weight == 0.4
+
+
+def write(tmp_path, text, name="run.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("learning_rat = 0.1", "learning_rat"),
+        ("[optimizer]\nlearning_rat = 0.1", "optimizer.learning_rat"),
+        ("[optimiser]\nlearning_rate = 0.1", "optimiser"),
+        ("[optimizer]\nlearning_rate = 'fast'", "optimizer.learning_rate"),
+        ("[optimizer]\nlearning_rate = -0.1", "optimizer.learning_rate"),
+        ("[training]\nepochs = 2.5", "training.epochs"),
+        ("[training]\nprecision = 'float8'", "training.precision"),
+        ("[model]\ndepths = [1, 1]", "model.depths"),
+        ("[model]\nnetwork = 'inception_v4'\nresidual_scale = [0.1, 0.1, 0.1]", "model.residual_scale"),
+        ("[model]\naux_logits = true\ninput_size = 75", "model.aux_logits"),
+        ("[detector]\nthreshold = 1.5", "detector.threshold"),
+        ("[data]\nsource = 'floppy'", "source"),
+        ("model = 3", "model"),
+    ],
+)
+def test_invalid_recipes_name_the_key_and_the_file(tmp_path, text, key):
+    path = write(tmp_path, text)
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path)
+    assert key in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_not_toml_names_the_file(tmp_path):
+    path = write(tmp_path, "[optimizer\n")
+    with pytest.raises(RecipeError, match="not valid TOML") as error:
+        load_recipe(path)
+    assert str(path) in str(error.value)
+
+
+def test_unknown_recipe_name_lists_the_bundled_ones():
+    with pytest.raises(RecipeError, match="quickstart"):
+        load_recipe("no_such_recipe")
+
+
+def test_overrides_take_toml_values_and_plain_text():
+    recipe = load_recipe(
+        "quickstart",
+        [
+            "optimizer.learning_rate=0.01",
+            "model.depths=[2, 1, 1]",
+            "training.deterministic=true",
+            "output=runs/elsewhere",
+            "data.source=\"digits\"",
+        ],
+    )
+    assert recipe.optimizer.learning_rate == 0.01
+    assert recipe.model.depths == (2, 1, 1)
+    assert recipe.training.deterministic is True
+    assert recipe.run_dir == Path("runs/elsewhere")
+    assert load_recipe("quickstart").run_dir == Path("runs/quickstart")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.learnin_rate=0.01", "optimizer.learnin_rate"),
+        ("optimiser.learning_rate=0.01", "optimiser"),
+        ("optimizer.learning_rate=0", "optimizer.learning_rate"),
+        ("optimizer.learning_rate", "KEY=VALUE"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe("quickstart", [override])
+
+
+def test_resolved_recipe_reads_back_equal(tmp_path):
+    recipe = load_recipe("inception_resnet_v2_imagenet", ["optimizer.learning_rate=1e-5"])
+    path = write(tmp_path, recipe_to_toml(recipe), "inception_resnet_v2_imagenet.toml")
+    assert load_recipe(path) == recipe
+
+
+def test_wheel_ships_the_recipes(tmp_path):
+    """`pip install .` gets the recipes as package data, so they are found by name there too."""
+    source = tmp_path / "source"  # a clean copy: no stale build/ folder can supply the files
+    shutil.copytree(
+        ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "runs", "*.egg-info", "__pycache__")
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+         "-q", "-w", str(tmp_path)],
+        check=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("keras_inception-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for recipe in bundled_recipes().values():
+        assert f"keras_inception/recipes/{recipe.name}" in names
