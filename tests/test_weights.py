@@ -52,7 +52,11 @@ def randomise(model, seed):
             value = rng.uniform(0.5, 1.5, shape)
         else:
             fan_in = np.prod(shape[:-1]) if len(shape) > 1 else 1
-            value = rng.normal(0, 1 / np.sqrt(fan_in), shape) if len(shape) > 1 else rng.normal(0, 0.1, shape)
+            value = (
+                rng.normal(0, 1 / np.sqrt(fan_in), shape)
+                if len(shape) > 1
+                else rng.normal(0, 0.1, shape)
+            )
         variable.assign(value.astype("float32"))
     return model
 
@@ -76,7 +80,9 @@ def images(size=SIZE, seed=0):
 @pytest.fixture(scope="module")
 def small_v1():
     """A small seeded Inception-ResNet-v1 with FaceNet's embedding head, and its tensors."""
-    model = randomise(InceptionResNetV1(input_shape=(SIZE, SIZE, 3), depths=(1, 1, 1), embedding_size=16), 0)
+    model = randomise(
+        InceptionResNetV1(input_shape=(SIZE, SIZE, 3), depths=(1, 1, 1), embedding_size=16), 0
+    )
     return model, model_tensors(model)
 
 
@@ -106,7 +112,10 @@ def test_mismatch_lists_every_problem_and_loads_nothing(small_v1):
     assert "broken source" in message and "nothing was loaded" in message
     assert "1 missing from the source:\n  Conv2d_1a_3x3/weights" in message
     assert "1 not in the model (unexpected):\n  Nowhere/weights" in message
-    assert "Mixed_6a/Branch_0/Conv2d_1a_3x3/weights: source (1, 1, 1, 1), model (3, 3, 256, 384)" in message
+    assert (
+        "Mixed_6a/Branch_0/Conv2d_1a_3x3/weights: source (1, 1, 1, 1), model (3, 3, 256, 384)"
+        in message
+    )
     assert "gamma not all ones" in message and "Conv2d_2a_3x3/BatchNorm/gamma" in message
     after = model_tensors(target)
     assert all(np.array_equal(before[name], after[name]) for name in before)
@@ -131,7 +140,12 @@ def test_unit_gamma_tolerated_and_absent_heads_skipped(small_v1):
 def small_v4_checkpoint(tmp_path_factory):
     """A small seeded Inception-v4 with a 1001-class top and its slim checkpoint (with training
     state slim and FaceNet checkpoints carry: global_step, optimizer slots, another scope)."""
-    model = randomise(InceptionV4(input_shape=(SIZE, SIZE, 3), depths=(1, 1, 1), classes=1001, classifier_activation=None), 1)
+    model = randomise(
+        InceptionV4(
+            input_shape=(SIZE, SIZE, 3), depths=(1, 1, 1), classes=1001, classifier_activation=None
+        ),
+        1,
+    )
     tensors = {f"InceptionV4/{name}": array for name, array in model_tensors(model).items()}
     tensors["InceptionV4/Conv2d_1a_3x3/BatchNorm/gamma"] = np.ones(32, "float32")
     tensors["InceptionV4/Conv2d_1a_3x3/weights/RMSProp"] = np.zeros((3, 3, 3, 32), "float32")
@@ -151,7 +165,9 @@ def test_slim_checkpoint_drops_background_class(small_v4_checkpoint):
 
 def test_slim_checkpoint_keeps_1001_classes_when_asked(small_v4_checkpoint):
     model, prefix = small_v4_checkpoint
-    ours = InceptionV4(input_shape=(SIZE, SIZE, 3), depths=(1, 1, 1), classes=1001, classifier_activation=None)
+    ours = InceptionV4(
+        input_shape=(SIZE, SIZE, 3), depths=(1, 1, 1), classes=1001, classifier_activation=None
+    )
     assign_weights(ours, read_slim_checkpoint(prefix, "inception_v4"))
     np.testing.assert_allclose(run(ours, images()), run(model, images()), rtol=1e-5, atol=1e-6)
 
@@ -163,8 +179,13 @@ def test_slim_checkpoint_of_another_network_fails_with_the_listing(small_v4_chec
         assign_weights(other, read_slim_checkpoint(prefix, "inception_resnet_v2"))
     message = str(raised.value)
     assert "of InceptionV4 (not InceptionResnetV2)" in message
-    assert "missing from the source" in message and "Mixed_5b/Branch_0/Conv2d_1x1/weights" in message
-    assert "not in the model (unexpected)" in message and "Mixed_3a/Branch_1/Conv2d_0a_3x3/weights" in message
+    assert (
+        "missing from the source" in message and "Mixed_5b/Branch_0/Conv2d_1x1/weights" in message
+    )
+    assert (
+        "not in the model (unexpected)" in message
+        and "Mixed_3a/Branch_1/Conv2d_0a_3x3/weights" in message
+    )
 
 
 # ----------------------------------------------------------------------------- keras.applications
@@ -179,7 +200,10 @@ def keras_applications_files(tmp_path_factory):
     files = {}
     for include_top in (True, False):
         model = keras.applications.InceptionResNetV2(
-            weights=None, include_top=include_top, input_shape=(SIZE, SIZE, 3), classifier_activation=None
+            weights=None,
+            include_top=include_top,
+            input_shape=(SIZE, SIZE, 3),
+            classifier_activation=None,
         )
         randomise(model, 3)
         path = folder / f"inception_resnet_v2_{'top' if include_top else 'notop'}.h5"
@@ -192,15 +216,17 @@ def keras_applications_files(tmp_path_factory):
     return files
 
 
-@pytest.mark.parametrize("kind", [True, False, "whole"], ids=["weights-top", "weights-notop", "whole-model"])
+@pytest.mark.parametrize(
+    "kind", [True, False, "whole"], ids=["weights-top", "weights-notop", "whole-model"]
+)
 def test_keras_applications_file_loads_with_equal_outputs(keras_applications_files, kind):
     reference, path = keras_applications_files[kind]
     include_top = kind is not False
-    ours = InceptionResNetV2(include_top=include_top, input_shape=(SIZE, SIZE, 3), classifier_activation=None)
-    assign_weights(ours, read_keras_applications(path))
-    np.testing.assert_allclose(
-        run(ours, images()), run(reference, images()), rtol=1e-5, atol=1e-5
+    ours = InceptionResNetV2(
+        include_top=include_top, input_shape=(SIZE, SIZE, 3), classifier_activation=None
     )
+    assign_weights(ours, read_keras_applications(path))
+    np.testing.assert_allclose(run(ours, images()), run(reference, images()), rtol=1e-5, atol=1e-5)
 
 
 def test_keras_applications_file_of_another_network_is_refused(tmp_path):
@@ -266,7 +292,9 @@ def test_imagenet_weights_need_1000_classes():
 
 
 def test_unknown_weights_keep_the_keras_message():
-    with pytest.raises(ValueError, match=r"either `None` \(random initialization\), 'imagenet', or the path"):
+    with pytest.raises(
+        ValueError, match=r"either `None` \(random initialization\), 'imagenet', or the path"
+    ):
         InceptionResNetV2(weights="imagenet21k")
     with pytest.raises(ValueError, match="'facenet-vggface2', 'facenet-casia'"):
         InceptionResNetV1(weights="facenet")
@@ -280,7 +308,9 @@ def test_facenet_weights_need_the_embedding_head():
 def test_inception_v4_imagenet_converts_the_slim_tarball_once(tmp_path, monkeypatch):
     """Inception-v4's ImageNet weights are a slim tarball (1001 classes, auxiliary head): converted
     on first use into a cached .weights.h5 that later loads read instead."""
-    full = randomise(InceptionV4(weights=None, aux_logits=True, classes=1001, classifier_activation=None), 4)
+    full = randomise(
+        InceptionV4(weights=None, aux_logits=True, classes=1001, classifier_activation=None), 4
+    )
     folder = tmp_path / "tarball"
     folder.mkdir()
     tensors = {f"InceptionV4/{name}": array for name, array in model_tensors(full).items()}
@@ -291,7 +321,9 @@ def test_inception_v4_imagenet_converts_the_slim_tarball_once(tmp_path, monkeypa
         for file in folder.iterdir():
             tar.add(file, arcname=file.name)
     entry = dataclasses.replace(
-        NAMED_WEIGHTS["inception_v4"]["imagenet"], url=archive.as_uri(), cache_dir=str(tmp_path / "cache")
+        NAMED_WEIGHTS["inception_v4"]["imagenet"],
+        url=archive.as_uri(),
+        cache_dir=str(tmp_path / "cache"),
     )
     monkeypatch.setitem(NAMED_WEIGHTS["inception_v4"], "imagenet", entry)
 
@@ -314,17 +346,21 @@ def test_convert_command_writes_a_loadable_weights_file(keras_applications_files
     reference, path = keras_applications_files[True]
     output = tmp_path / "converted.weights.h5"
     assert cli.main(["convert", str(path), "inception_resnet_v2", str(output)]) == 0
-    model = InceptionResNetV2(weights=str(output), input_shape=(SIZE, SIZE, 3), classifier_activation=None)
-    np.testing.assert_allclose(
-        run(model, images()), run(reference, images()), rtol=1e-5, atol=1e-5
+    model = InceptionResNetV2(
+        weights=str(output), input_shape=(SIZE, SIZE, 3), classifier_activation=None
     )
+    np.testing.assert_allclose(run(model, images()), run(reference, images()), rtol=1e-5, atol=1e-5)
 
 
-def test_convert_command_reports_a_mismatch_and_keeps_the_output(keras_applications_files, tmp_path, capsys):
+def test_convert_command_reports_a_mismatch_and_keeps_the_output(
+    keras_applications_files, tmp_path, capsys
+):
     _, path = keras_applications_files[True]
     output = tmp_path / "kept.weights.h5"
     output.write_bytes(b"earlier work")
-    status = cli.main(["convert", str(path), "inception_v4", str(output), "--format", "keras-applications"])
+    status = cli.main(
+        ["convert", str(path), "inception_v4", str(output), "--format", "keras-applications"]
+    )
     assert status != 0
     assert "publishes Inception-ResNet-v2 only" in capsys.readouterr().err
     assert output.read_bytes() == b"earlier work"

@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch models")
 timm = pytest.importorskip("timm", reason="the parity tests compare with timm's models")
 
-from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4  # noqa: E402
+from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, cli  # noqa: E402
 from keras_inception.weights import (  # noqa: E402
     NAMED_WEIGHTS,
     WeightsMismatchError,
@@ -56,7 +56,9 @@ def torch_outputs(module, x):
 def assert_close(ours, theirs, relative=1e-4):
     """Equal within `relative` of the largest reference magnitude."""
     error = np.max(np.abs(ours - theirs))
-    assert error <= relative * np.max(np.abs(theirs)), f"max error {error}, scale {np.max(np.abs(theirs))}"
+    assert error <= relative * np.max(
+        np.abs(theirs)
+    ), f"max error {error}, scale {np.max(np.abs(theirs))}"
 
 
 def trainable_count(model):
@@ -116,8 +118,13 @@ def test_slim_checkpoint_from_timm_weights(timm_model, tmp_path):
     """A checkpoint with slim's names, shapes and 1001 classes, as the authors' releases have,
     built from the timm weights through the name tables: same logits, background dropped."""
     architecture, module, logits = timm_model
-    network = {"inception_v4": "InceptionV4", "inception_resnet_v2": "InceptionResnetV2"}[architecture]
-    tensors = {f"{network}/{k}": v for k, v in read_state_dict(module.state_dict(), architecture).tensors.items()}
+    network = {"inception_v4": "InceptionV4", "inception_resnet_v2": "InceptionResnetV2"}[
+        architecture
+    ]
+    tensors = {
+        f"{network}/{k}": v
+        for k, v in read_state_dict(module.state_dict(), architecture).tensors.items()
+    }
     for suffix, background in (("weights", np.zeros((1536, 1))), ("biases", np.zeros(1))):
         name = f"{network}/Logits/Logits/{suffix}"
         tensors[name] = np.concatenate([background.astype("float32"), tensors[name]], axis=-1)
@@ -152,7 +159,9 @@ def facenet_model():
 
 def test_facenet_embeddings_match(facenet):
     module, embeddings = facenet
-    model = assign_weights(facenet_model(), read_state_dict(module.state_dict(), "inception_resnet_v1"))
+    model = assign_weights(
+        facenet_model(), read_state_dict(module.state_dict(), "inception_resnet_v1")
+    )
     assert_close(run(model, images()), embeddings)
     assert trainable_count(model) == torch_count_without_gamma(module)
 
@@ -192,3 +201,15 @@ def test_facenet_named_weights_convert_once(facenet, tmp_path, monkeypatch):
         weights="facenet-vggface2", include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3)
     )
     np.testing.assert_allclose(run(features, images()), run(pooled, images()), rtol=1e-6, atol=1e-6)
+
+
+def test_convert_command_on_a_facenet_file(facenet, tmp_path):
+    """The command reads the embedding size from the file and writes weights that load into
+    `InceptionResNetV1(embedding_size=512)`."""
+    module, embeddings = facenet
+    source = tmp_path / "20180402-114759-vggface2.pt"
+    torch.save(module.state_dict(), source)
+    output = tmp_path / "facenet.weights.h5"
+    assert cli.main(["convert", str(source), "inception_resnet_v1", str(output)]) == 0
+    model = InceptionResNetV1(weights=str(output), input_shape=(SIZE, SIZE, 3), embedding_size=512)
+    assert_close(run(model, images()), embeddings)

@@ -85,9 +85,20 @@ def convert(source, architecture, output, *, source_format=None, classes=None, a
     `InceptionResNetV1(weights=output, embedding_size=512)` for FaceNet's.
     """
     if not os.fspath(output).endswith(".weights.h5"):
-        raise ValueError(f"The output must be a Keras weights file ending in .weights.h5, got {output}.")
+        raise ValueError(
+            f"The output must be a Keras weights file ending in .weights.h5, got {output}."
+        )
     source = read_source(source, architecture, source_format)
     model = source_model(source, architecture, classes=classes, aux_logits=aux_logits)
     assign_weights(model, source)
-    model.save_weights(output)
+    save_weights(model, output)
     return model
+
+
+def save_weights(model, path):
+    """`model.save_weights(path)` through a temporary file, so that an interrupted write never
+    replaces a good file (or leaves a broken cache) at `path`."""
+    path = os.fspath(path)
+    partial = path.removesuffix(".weights.h5") + ".partial.weights.h5"
+    model.save_weights(partial)
+    os.replace(partial, path)

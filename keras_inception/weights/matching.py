@@ -70,7 +70,9 @@ def assign_weights(model, source):
     )
     if missing or unexpected or wrong_shapes or scaled:
         raise WeightsMismatchError(
-            _mismatch_message(source.description, model.name, missing, unexpected, wrong_shapes, scaled)
+            _mismatch_message(
+                source.description, model.name, missing, unexpected, wrong_shapes, scaled
+            )
         )
     for name, variable in targets.items():
         variable.assign(tensors[name].astype(variable.dtype))

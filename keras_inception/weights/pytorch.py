@@ -136,7 +136,11 @@ def _repeat(module, scope, count, table):
 
 
 def _timm_inception_v4():
-    modules = {"features.0": "Conv2d_1a_3x3", "features.1": "Conv2d_2a_3x3", "features.2": "Conv2d_2b_3x3"}
+    modules = {
+        "features.0": "Conv2d_1a_3x3",
+        "features.1": "Conv2d_2a_3x3",
+        "features.2": "Conv2d_2b_3x3",
+    }
     blocks = (
         [("Mixed_3a", MIXED_3A), ("Mixed_4a", MIXED_4A), ("Mixed_5a", MIXED_5A)]
         + [(f"Mixed_5{letter}", INCEPTION_A) for letter in "bcde"]
@@ -219,7 +223,9 @@ def read_state_dict(source, architecture):
             continue
         slim = _slim_name(name, modules)
         array = _to_numpy(value)
-        tensors[slim or name] = _keras_layout(array) if slim and slim.endswith("/weights") else array
+        tensors[slim or name] = (
+            _keras_layout(array) if slim and slim.endswith("/weights") else array
+        )
     return Source(description, tensors)
 
 

@@ -11,7 +11,7 @@ import os
 
 import keras
 
-from keras_inception.weights.convert import factory, read_source
+from keras_inception.weights.convert import factory, read_source, save_weights
 from keras_inception.weights.matching import Source, assign_weights, model_tensors
 
 
@@ -50,7 +50,7 @@ class WeightsFile:
             source = self._fetch(extract=True) if _is_archive(download) else download
             model = build(weights=None, **self.model_config)
             assign_weights(model, read_source(source, self.architecture, self.source_format))
-            model.save_weights(converted)
+            save_weights(model, converted)
         return Source(f"{self.url} (converted to {converted})", model_tensors(model))
 
     def _fetch(self, extract=False):
