@@ -65,14 +65,8 @@ REDUCTION_A = {
     "branch1.1": "Branch_1/Conv2d_0b_3x3",
     "branch1.2": "Branch_1/Conv2d_1a_3x3",
 }
-INCEPTION_V4_REDUCTION_B = {
-    "branch0.0": "Branch_0/Conv2d_0a_1x1",
-    "branch0.1": "Branch_0/Conv2d_1a_3x3",
-    "branch1.0": "Branch_1/Conv2d_0a_1x1",
-    "branch1.1": "Branch_1/Conv2d_0b_1x7",
-    "branch1.2": "Branch_1/Conv2d_0c_7x1",
-    "branch1.3": "Branch_1/Conv2d_1a_3x3",
-}
+# Reduction-B has Mixed_4a's two towers (1x1 -> 3x3; 1x1 -> 1x7 -> 7x1 -> 3x3), named alike.
+INCEPTION_V4_REDUCTION_B = MIXED_4A
 INCEPTION_RESNET_REDUCTION_B = {
     "branch0.0": "Branch_0/Conv2d_0a_1x1",
     "branch0.1": "Branch_0/Conv2d_1a_3x3",
