@@ -72,7 +72,7 @@ class DeadNetworkDetector(keras.callbacks.Callback):
             features = model.get_layer(self.features_layer).output
         else:
             features = pooled_features_layer(model).input
-        self._features = keras.Model(model.inputs, features, name="dead_network_probe")
+        self._features = keras.Model(model.input, features, name="dead_network_probe")
 
     @property
     def tripped(self):
@@ -158,3 +158,26 @@ class LearningRateLogger(keras.callbacks.Callback):
         if logs is not None:
             optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
             logs["learning_rate"] = float(ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Re-seed the model's random layers (dropout) from `(seed, epoch)` at each epoch start.
+
+    A Keras backup holds the weights and the optimizer, not the random generators' states, so a
+    resumed run would otherwise draw other dropout masks than the run it continues. Seeding each
+    epoch from its number makes a resumed epoch draw exactly the masks of the uninterrupted one.
+    """
+
+    def __init__(self, seed):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        generators = [
+            layer.seed_generator
+            for layer in self.model.layers
+            if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
+        ]
+        for index, generator in enumerate(generators):
+            state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(2) >> 1
+            generator.state.assign(state.astype(generator.state.dtype))

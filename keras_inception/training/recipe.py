@@ -17,10 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_inception.data import DataConfig
+from keras_inception.training.distribution import (
+    ClusterConfig,
+    check_distribution,
+    check_lr_scaling,
+)
 
 NETWORKS = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-DISTRIBUTIONS = ("auto",)
 # The auxiliary head pools the 17x17 stage with a 5x5 window; smaller inputs leave it under 5x5.
 MIN_AUX_INPUT_SIZE = 139
 
@@ -94,7 +98,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     """How long and how the loss is formed. `steps_per_epoch` left out means one pass over the
-    training data; `precision` is a `keras.mixed_precision` policy name."""
+    training data; `precision` is a `keras.mixed_precision` policy name. `batch_size` is per
+    replica; `distribution` and `lr_scaling` are explained in keras_inception/training/distribution.py."""
 
     batch_size: int = 32
     epochs: int = 100
@@ -103,6 +108,7 @@ class TrainingConfig:
     weight_decay: float = 4e-5
     precision: str = "float32"
     distribution: str = "auto"
+    lr_scaling: str = "linear"
     deterministic: bool = False
 
     def __post_init__(self):
@@ -122,12 +128,8 @@ class TrainingConfig:
         )
         _check(self.weight_decay >= 0, "training.weight_decay", ">= 0", self.weight_decay)
         _check(self.precision in PRECISIONS, "training.precision", f"one of {PRECISIONS}", self.precision)
-        _check(
-            self.distribution in DISTRIBUTIONS,
-            "training.distribution",
-            f"one of {DISTRIBUTIONS} (single device; multi-device strategies are not built yet)",
-            self.distribution,
-        )
+        check_distribution(self.distribution)
+        check_lr_scaling(self.lr_scaling)
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ class Recipe:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     @property
     def run_dir(self):

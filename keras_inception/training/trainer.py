@@ -5,6 +5,7 @@
 
 A run folder holds:
     recipe.toml            the resolved recipe (re-running on this folder must match it)
+    distribution.json      replicas, global batch, scaled learning rate, steps per epoch
     log.csv                one row per epoch: losses, top-1/top-5, learning rate, zero fraction
     zero_fraction.csv      every dead-network check: optimizer step, zero fraction
     tensorboard/           TensorBoard logs
@@ -27,9 +28,11 @@ import tensorflow as tf
 from keras_inception import plotting
 from keras_inception.data import make_datasets
 from keras_inception.models import InceptionResNetV1, InceptionResNetV2, InceptionV4
+from keras_inception.training import distribution
 from keras_inception.training.callbacks import (
     DeadNetworkDetector,
     DeadNetworkError,
+    EpochSeeds,
     LearningRateLogger,
 )
 from keras_inception.training.recipe import RecipeError, recipe_to_toml
@@ -166,7 +169,12 @@ def fit(
         patience=recipe.detector.patience,
         log_path=None if run_dir is None else Path(run_dir) / ZERO_FRACTION_FILE,
     )
-    all_callbacks = [keras.callbacks.TerminateOnNaN(), LearningRateLogger(), detector]
+    all_callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        LearningRateLogger(),
+        EpochSeeds(recipe.seed),
+        detector,
+    ]
     if recipe.optimizer.ema_momentum is not None:
         all_callbacks.append(keras.callbacks.SwapEMAWeights())
     if run_dir is not None:
@@ -195,26 +203,33 @@ def train(recipe, *, output=None, callbacks=(), verbose="auto"):
     unreadable images were skipped.
     """
     run_dir = Path(output) if output is not None else recipe.run_dir
+    placement = distribution.resolve(recipe)
+    if placement.process_id > 0:  # the other hosts of a JAX job keep their own logs apart
+        run_dir = run_dir / f"process_{placement.process_id}"
     _claim_run_folder(run_dir, recipe)
     if (run_dir / MODEL_FILE).exists():
         print(f"{run_dir} already holds a finished run; its model is {run_dir / MODEL_FILE}.")
         return TrainingResult(keras.saving.load_model(run_dir / MODEL_FILE), {}, run_dir)
-    with _run_settings(recipe):
+    # The model and optimizer are built inside the placement's strategy or distribution.
+    with _run_settings(recipe), placement.scope():
         data = make_datasets(
             recipe.data,
             image_size=recipe.model.input_size,
-            batch_size=recipe.training.batch_size,
+            batch_size=placement.process_batch,
             seed=recipe.seed,
+            shard=placement.shard,
         )
+        steps_per_epoch = placement.steps_per_epoch(data.train_examples)
+        placement.write(run_dir, recipe.training.steps_per_epoch or steps_per_epoch)
         model = build_model(recipe.model, data.num_classes)
         try:
             result = fit(
                 model,
-                recipe,
+                placement.scaled(recipe),
                 data.train,
                 data.validation,
                 run_dir=run_dir,
-                batches_per_epoch=data.train_examples // recipe.training.batch_size,
+                batches_per_epoch=steps_per_epoch,
                 callbacks=callbacks,
                 verbose=verbose,
             )
