@@ -17,5 +17,17 @@ __all__ = [
     "InceptionV4",
     "ResidualScale",
     "decode_predictions",
+    "fit",
     "preprocess_input",
+    "train",
 ]
+
+
+def __getattr__(name):
+    """`train` and `fit` load the training stack (tf.data, keras-cv, matplotlib) on first use,
+    so that importing the package for a model stays light."""
+    if name in ("train", "fit"):
+        from keras_inception import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'keras_inception' has no attribute {name!r}")
