@@ -1,0 +1,83 @@
+"""Training images/s at 299x299: our three networks, compiled the paper's way by our trainer,
+beside a plain `model.fit` on keras.applications.InceptionResNetV2.
+
+Ours are compiled by `keras_inception.training.trainer.compile_model` with the
+`inception_resnet_v2_imagenet` recipe's method (RMSProp with the weight average, global clipping,
+label smoothing, L2 weight decay; the auxiliary head off, as keras.applications has none), so the
+ratio includes what the method costs per step. keras.applications gets RMSProp and cross-entropy,
+nothing else. Both run `model.fit` on the same in-memory batches, in float32 and mixed_bfloat16;
+the models are timed in alternating rounds and the best round of each is kept, so that a load
+spike on a shared machine hits all of them alike.
+
+    python benchmarks/training_throughput.py [--batch 4] [--steps 2] [--rounds 2]
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+
+import keras_inception
+from keras_inception.training import load_recipe
+from keras_inception.training.trainer import compile_model
+
+CLASSES = 1000
+REFERENCE = "keras.applications InceptionResNetV2"
+OURS = {
+    "keras_inception InceptionResNetV2": keras_inception.InceptionResNetV2,
+    "keras_inception InceptionV4": keras_inception.InceptionV4,
+    "keras_inception InceptionResNetV1": keras_inception.InceptionResNetV1,
+}
+
+
+def build_models(steps_per_epoch):
+    recipe = load_recipe("inception_resnet_v2_imagenet", ["model.aux_logits=false"])
+    reference = keras.applications.InceptionResNetV2(weights=None, classes=CLASSES)
+    reference.compile(keras.optimizers.RMSprop(), keras.losses.CategoricalCrossentropy())
+    models = {REFERENCE: reference}
+    for label, factory in OURS.items():
+        model = factory(classes=CLASSES)
+        compile_model(model, recipe, steps_per_epoch)
+        models[label] = model
+    return models
+
+
+def images_per_second(model, images, labels, batch):
+    start = time.perf_counter()
+    model.fit(images, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    return len(images) / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (args.batch * args.steps, 299, 299, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, CLASSES, len(images)), CLASSES)
+
+    print(f"batch {args.batch}, best of {args.rounds} rounds of {args.steps} steps, 299x299, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'model':40} {'policy':16} {'images/s':>9} {'vs keras.applications':>22}")
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(policy)
+        keras.backend.clear_session()
+        models = build_models(args.steps)
+        for model in models.values():  # build and trace outside the timing
+            model.fit(images[: args.batch], labels[: args.batch], batch_size=args.batch, verbose=0)
+        best = dict.fromkeys(models, 0.0)
+        for _ in range(args.rounds):
+            for label, model in models.items():
+                best[label] = max(best[label], images_per_second(model, images, labels, args.batch))
+        for label, speed in best.items():
+            print(f"{label:40} {policy:16} {speed:9.2f} {speed / best[REFERENCE]:21.2f}x")
+
+
+if __name__ == "__main__":
+    main()
