@@ -326,7 +326,8 @@ def _build(cls, table, *, prefix, source):
         if key not in names:
             raise RecipeError(
                 f"{source}: unknown key {prefix}{key}; "
-                f"{f'[{prefix[:-1]}]' if prefix else 'the top level'} takes {', '.join(names)}."
+                f"{f'[{prefix[:-1]}]' if prefix else 'the top level'} takes "
+                f"{', '.join(name for name in names if name != 'name')}."
             )
     values = {}
     for key, value in table.items():
