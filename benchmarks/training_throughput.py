@@ -9,7 +9,7 @@ nothing else. Both run `model.fit` on the same in-memory batches, in float32 and
 the models are timed in alternating rounds and the best round of each is kept, so that a load
 spike on a shared machine hits all of them alike.
 
-    python benchmarks/training_throughput.py [--batch 4] [--steps 2] [--rounds 2]
+    python benchmarks/training_throughput.py [--batch 4] [--steps 2] [--rounds 2] [--policies float32]
 """
 
 import argparse
@@ -52,11 +52,29 @@ def images_per_second(model, images, labels, batch):
     return len(images) / (time.perf_counter() - start)
 
 
+def time_policy(policy, images, labels, args):
+    """Build, warm up and time every model under `policy`; the models are freed on return."""
+    keras.mixed_precision.set_global_policy(policy)
+    keras.backend.clear_session()
+    models = build_models(args.steps)
+    for model in models.values():  # build and trace outside the timing
+        model.fit(images[: args.batch], labels[: args.batch], batch_size=args.batch, verbose=0)
+    best = dict.fromkeys(models, 0.0)
+    for _ in range(args.rounds):
+        for label, model in models.items():
+            best[label] = max(best[label], images_per_second(model, images, labels, args.batch))
+    for label, speed in best.items():
+        print(f"{label:40} {policy:16} {speed:9.2f} {speed / best[REFERENCE]:21.2f}x", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--policies", default="float32,mixed_bfloat16", help="comma-separated precision policies"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (args.batch * args.steps, 299, 299, 3)).astype("float32")
@@ -65,18 +83,8 @@ def main():
     print(f"batch {args.batch}, best of {args.rounds} rounds of {args.steps} steps, 299x299, "
           f"{os.cpu_count()} CPUs")
     print(f"{'model':40} {'policy':16} {'images/s':>9} {'vs keras.applications':>22}")
-    for policy in ("float32", "mixed_bfloat16"):
-        keras.mixed_precision.set_global_policy(policy)
-        keras.backend.clear_session()
-        models = build_models(args.steps)
-        for model in models.values():  # build and trace outside the timing
-            model.fit(images[: args.batch], labels[: args.batch], batch_size=args.batch, verbose=0)
-        best = dict.fromkeys(models, 0.0)
-        for _ in range(args.rounds):
-            for label, model in models.items():
-                best[label] = max(best[label], images_per_second(model, images, labels, args.batch))
-        for label, speed in best.items():
-            print(f"{label:40} {policy:16} {speed:9.2f} {speed / best[REFERENCE]:21.2f}x")
+    for policy in args.policies.split(","):
+        time_policy(policy, images, labels, args)
 
 
 if __name__ == "__main__":
