@@ -10,6 +10,7 @@ spike on a shared machine hits all of them alike rather than one.
 """
 
 import argparse
+import functools
 import os
 import time
 
@@ -19,6 +20,7 @@ import keras
 import numpy as np
 
 import keras_inception
+import timing
 
 MODELS = {
     "keras.applications InceptionResNetV2": lambda: keras.applications.InceptionResNetV2(weights=None),
@@ -44,21 +46,20 @@ def main():
     args = parser.parse_args()
     images = np.random.default_rng(0).uniform(-1, 1, (args.batch, 299, 299, 3)).astype("float32")
 
-    print(f"batch {args.batch}, best of {args.rounds} rounds of {args.steps} steps, 299x299, "
-          f"{os.cpu_count()} CPUs")
-    print(f"{'model':40} {'policy':16} {'images/s':>9} {'vs keras.applications':>22}")
+    timing.print_setup(args)
+    print(f"{timing.HEADER} {'vs keras.applications':>22}")
     for policy in ("float32", "mixed_bfloat16"):
         keras.mixed_precision.set_global_policy(policy)
         keras.backend.clear_session()
         models = {label: build() for label, build in MODELS.items()}
         for model in models.values():
             model.predict_on_batch(images)  # build and trace outside the timing
-        best = dict.fromkeys(models, 0.0)
-        for _ in range(args.rounds):
-            for label, model in models.items():
-                best[label] = max(best[label], images_per_second(model, images, args.steps))
-        for label, speed in best.items():
-            print(f"{label:40} {policy:16} {speed:9.2f} {speed / best[REFERENCE]:21.2f}x")
+        runs = {
+            label: functools.partial(images_per_second, model, images, args.steps)
+            for label, model in models.items()
+        }
+        best = timing.best_of_rounds(runs, args.rounds)
+        timing.print_rows(best, policy, dict.fromkeys(best, REFERENCE))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from keras_inception.training.distribution import (
 )
 
 NETWORKS = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # The auxiliary head pools the 17x17 stage with a 5x5 window; smaller inputs leave it under 5x5.
 MIN_AUX_INPUT_SIZE = 139
 
@@ -98,7 +98,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     """How long and how the loss is formed. `steps_per_epoch` left out means one pass over the
-    training data; `precision` is a `keras.mixed_precision` policy name. `batch_size` is per
+    training data; `precision` is a `keras.mixed_precision` policy name, or `auto` for the fastest
+    one that keeps accuracy on the machine at hand (see precision.py). `batch_size` is per
     replica; `distribution` and `lr_scaling` are explained in keras_inception/training/distribution.py."""
 
     batch_size: int = 32
@@ -106,7 +107,7 @@ class TrainingConfig:
     steps_per_epoch: int | None = None
     label_smoothing: float = 0.1
     weight_decay: float = 4e-5
-    precision: str = "float32"
+    precision: str = "auto"
     distribution: str = "auto"
     lr_scaling: str = "linear"
     deterministic: bool = False

@@ -35,6 +35,7 @@ from keras_inception.training.callbacks import (
     EpochSeeds,
     LearningRateLogger,
 )
+from keras_inception.training.precision import resolve_precision
 from keras_inception.training.recipe import RecipeError, recipe_to_toml
 
 FACTORIES = {
@@ -267,7 +268,7 @@ def _run_settings(recipe):
     keras.utils.set_random_seed(recipe.seed)
     if recipe.training.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(recipe.training.precision)
+    keras.mixed_precision.set_global_policy(resolve_precision(recipe.training.precision))
     try:
         yield
     finally:
