@@ -272,13 +272,17 @@ def test_train_preprocessing_colour_modes():
 
     image = tf.constant(solid((200, 120, 40), 50, 40))
     expected = np.array((200, 120, 40)) / 127.5 - 1.0
-    plain = train_preprocessing((SIZE, SIZE), colour_distortion="none", seed=1)
+    plain = train_preprocessing(
+        (SIZE, SIZE), colour_distortion="none", generator=tf.random.Generator.from_seed(1)
+    )
     for _ in range(3):  # crop, resize and flip keep a solid colour as it is
         result = plain(image).numpy()
         assert result.shape == (SIZE, SIZE, 3)
         np.testing.assert_allclose(result, np.broadcast_to(expected, result.shape), atol=1e-5)
     for mode in ("fast", "full"):
-        distort = train_preprocessing((SIZE, SIZE), colour_distortion=mode, seed=1)
+        distort = train_preprocessing(
+            (SIZE, SIZE), colour_distortion=mode, generator=tf.random.Generator.from_seed(1)
+        )
         results = [distort(image).numpy() for _ in range(4)]
         assert all(-1.0 <= result.min() and result.max() <= 1.0 for result in results)
         assert max(np.abs(result - expected).max() for result in results) > 0.05

@@ -8,15 +8,31 @@ import keras_cv
 ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 
 
-def inception_crop(image_size, min_area, seed=None):
+class GeneratorFactor(keras_cv.core.FactorSampler):
+    """A factor drawn uniformly from [lower, upper) by a `tf.random.Generator`."""
+
+    def __init__(self, lower, upper, generator):
+        self.lower, self.upper, self.generator = lower, upper, generator
+
+    def __call__(self, shape=(), dtype="float32"):
+        return self.generator.uniform(shape, self.lower, self.upper, dtype=dtype)
+
+
+def inception_crop(image_size, min_area, generator):
     """A layer that crops a random box (area fraction in [min_area, 1], aspect ratio in
     [3/4, 4/3]) from one float image and resizes it bilinearly to `image_size` (height, width).
+
+    Every number it draws comes from `generator` (a `tf.random.Generator`), so setting the
+    generator's state replays the same crops.
     """
-    return keras_cv.layers.RandomCropAndResize(
+    layer = keras_cv.layers.RandomCropAndResize(
         target_size=tuple(image_size),
-        crop_area_factor=(min_area, 1.0),
-        aspect_ratio_factor=ASPECT_RATIO_RANGE,
+        crop_area_factor=GeneratorFactor(min_area, 1.0, generator),
+        aspect_ratio_factor=GeneratorFactor(*ASPECT_RATIO_RANGE, generator),
         interpolation="bilinear",
-        seed=seed,
+        seed=0,  # gives the layer a generator of its own (replaced below), not the global one
         dtype="float32",
     )
+    # keras-cv draws the box's position from this generator, the factors above from theirs.
+    layer._random_generator = generator
+    return layer

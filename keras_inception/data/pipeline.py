@@ -1,7 +1,7 @@
 """The two entry points: batched, preprocessed datasets for training, and raw images for
 evaluation schemes that crop for themselves."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tensorflow as tf
 
@@ -22,6 +22,10 @@ class DataBundle:
         train_examples, validation_examples: examples listed in each split of this shard,
             counting any that will turn out to be unreadable.
         skipped: the live `SkipCounter` of corrupt or unreadable images both datasets dropped.
+
+    Each pass over `train` draws its order and augmentation from (seed, epoch, passes since
+    the epoch was set), read when the pass starts: call `set_epoch` before an epoch's iterator
+    opens and the epoch reads the same data in any process, a resumed one included.
     """
 
     train: tf.data.Dataset
@@ -30,6 +34,32 @@ class DataBundle:
     train_examples: int
     validation_examples: int
     skipped: SkipCounter
+    _pass_seeds: "PassSeeds" = field(repr=False)
+
+    def set_epoch(self, epoch):
+        """Key the passes over `train` that start from now on on `epoch`."""
+        self._pass_seeds.set_epoch(epoch)
+
+
+class PassSeeds:
+    """The seed of each pass over the training data: a pure function of (seed, epoch, passes
+    started since `set_epoch`), held in variables that a tf.data function reads when a pass
+    starts, so that it never depends on what ran before in the process."""
+
+    def __init__(self, seed):
+        self._seed = tf.constant(seed, tf.int64)
+        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+        self._passes = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_passes")
+
+    def set_epoch(self, epoch):
+        self._epoch.assign(epoch)
+        self._passes.assign(0)
+
+    def next_pass(self):
+        """In a tf.data function: count a new pass and return its seed, [2] int64."""
+        pass_index = self._passes.assign_add(1) - 1
+        epoch_seed = tf.stack([self._seed, self._epoch.read_value()])
+        return tf.random.experimental.stateless_fold_in(epoch_seed, pass_index)
 
 
 def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
@@ -41,9 +71,9 @@ def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
     Args:
         image_size: the model's input size, an int or (height, width).
         batch_size: images per batch.
-        seed: seeds the shuffling and the crop sampler. The augmentation is bit-reproducible
-            across processes only with a global seed and op determinism on
-            (`keras.utils.set_random_seed`, `tf.config.experimental.enable_op_determinism`).
+        seed: keys the shuffling and the augmentation, with the epoch (`DataBundle.set_epoch`).
+            The augmented pixels are bit-reproducible across processes with op determinism on
+            (`tf.config.experimental.enable_op_determinism`).
         shard: optional (num_shards, index): read only this host's share of each split.
     """
     image_size = _check_image_size(image_size)
@@ -51,7 +81,7 @@ def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     _check_shard(shard)
     source = open_source(config)
-    train = source.split("train", shuffle_seed=seed, shard=shard)
+    train = source.split("train", shard=shard)
     if train is None:
         raise ValueError(f"DataConfig.train is not set for source={config.source!r}.")
     if train.examples < batch_size:
@@ -61,15 +91,28 @@ def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
         )
     validation = source.split("validation", shard=shard)
     skipped = SkipCounter()
+    pass_seeds = PassSeeds(seed)
+    generator = tf.random.Generator.from_seed(seed, alg="philox")
     augment = train_preprocessing(
-        image_size, config.colour_distortion, config.min_crop_area, seed=seed
+        image_size, config.colour_distortion, config.min_crop_area, generator=generator
     )
-    train_dataset = map_images(train.dataset, train.kind, augment, skipped)
+
+    def start_pass(_):
+        """The records of a pass in its order, with the augmentation's generator set for it."""
+        order_seed, augment_seed = tf.unstack(
+            tf.random.experimental.stateless_split(pass_seeds.next_pass())
+        )
+        reset = generator.state.assign(tf.concat([augment_seed, [0]], axis=0))  # Philox state
+        with tf.control_dependencies([reset]):
+            return train.read(tf.identity(order_seed))
+
+    records = tf.data.Dataset.range(1).flat_map(start_pass)
+    train_dataset = map_images(records, train.kind, augment, skipped)
     train_dataset = train_dataset.batch(batch_size, drop_remainder=True)
     validation_dataset = None
     if validation is not None:
         validation_dataset = map_images(
-            validation.dataset, validation.kind, eval_preprocessing(image_size), skipped
+            validation.read(), validation.kind, eval_preprocessing(image_size), skipped
         ).batch(batch_size)
     return DataBundle(
         train=_finish(train_dataset, shard),
@@ -78,6 +121,7 @@ def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
         train_examples=train.examples,
         validation_examples=validation.examples if validation is not None else 0,
         skipped=skipped,
+        _pass_seeds=pass_seeds,
     )
 
 
@@ -96,7 +140,7 @@ def load_raw(config, split="validation", *, skipped=None):
         raise ValueError(f"DataConfig.{split} is not set for source={config.source!r}.")
     if skipped is None:
         skipped = SkipCounter()
-    dataset = map_images(records.dataset, records.kind, tf.identity, skipped)
+    dataset = map_images(records.read(), records.kind, tf.identity, skipped)
     return dataset, source.num_classes
 
 

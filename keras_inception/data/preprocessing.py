@@ -1,6 +1,8 @@
 """TF-slim's "inception" preprocessing, as per-image functions for `tf.data`.
 
 Both take one uint8 RGB image of any size and return float32 pixels in [-1, 1] of `image_size`.
+The training one draws every random number from one `tf.random.Generator`, so setting that
+generator's state replays the same augmentation.
 """
 
 import tensorflow as tf
@@ -9,11 +11,18 @@ from keras_inception.data.inception_crop import inception_crop
 
 EVAL_CROP_FRACTION = 0.875
 
+# Each takes an image and a stateless seed ([2] int64).
 _COLOUR_OPS = {
-    "brightness": lambda image: tf.image.random_brightness(image, max_delta=32.0 / 255.0),
-    "saturation": lambda image: adjust_saturation(image, tf.random.uniform([], 0.5, 1.5)),
-    "hue": lambda image: tf.image.random_hue(image, max_delta=0.2),
-    "contrast": lambda image: tf.image.random_contrast(image, lower=0.5, upper=1.5),
+    "brightness": lambda image, seed: tf.image.stateless_random_brightness(
+        image, max_delta=32.0 / 255.0, seed=seed
+    ),
+    "saturation": lambda image, seed: adjust_saturation(
+        image, tf.random.stateless_uniform([], seed, 0.5, 1.5)
+    ),
+    "hue": lambda image, seed: tf.image.stateless_random_hue(image, max_delta=0.2, seed=seed),
+    "contrast": lambda image, seed: tf.image.stateless_random_contrast(
+        image, lower=0.5, upper=1.5, seed=seed
+    ),
 }
 
 # Slim's `distort_color`: fast mode always uses its first ordering, full mode draws one of four.
@@ -29,23 +38,34 @@ _COLOUR_ORDERINGS = {
 }
 
 
-def train_preprocessing(image_size, colour_distortion="fast", min_crop_area=0.05, seed=None):
+def train_preprocessing(
+    image_size, colour_distortion="fast", min_crop_area=0.05, generator=None
+):
     """Random Inception crop resized to `image_size`, random horizontal flip, slim's colour
-    distortion, then [-1, 1]."""
-    crop = inception_crop(image_size, min_crop_area, seed=seed)
+    distortion, then [-1, 1], all drawn from `generator` (a `tf.random.Generator`; default a
+    new one in a non-deterministic state)."""
+    if generator is None:
+        generator = tf.random.Generator.from_non_deterministic_state()
+    crop = inception_crop(image_size, min_crop_area, generator)
     orderings = [_chain(names) for names in _COLOUR_ORDERINGS[colour_distortion]]
 
-    def distort_colour(image):
+    def distort_colour(image, seed):
+        choice_seed, ops_seed = tf.unstack(tf.random.experimental.stateless_split(seed))
+        op_seeds = tf.unstack(tf.random.experimental.stateless_split(ops_seed, len(_COLOUR_OPS)))
+        op_seeds = dict(zip(_COLOUR_OPS, op_seeds))
         if len(orderings) == 1:
-            return orderings[0](image)
-        choice = tf.random.uniform([], maxval=len(orderings), dtype=tf.int32)
-        return tf.switch_case(choice, [lambda ordering=o: ordering(image) for o in orderings])
+            return orderings[0](image, op_seeds)
+        choice = tf.random.stateless_uniform([], choice_seed, maxval=len(orderings), dtype=tf.int32)
+        return tf.switch_case(
+            choice, [lambda ordering=o: ordering(image, op_seeds) for o in orderings]
+        )
 
     def preprocess(image):
         # Cropping the uint8 image (to float) is twice as fast as converting the whole image first.
         image = crop(image) / 255.0
-        image = tf.image.random_flip_left_right(image)
-        image = tf.clip_by_value(distort_colour(image), 0.0, 1.0)
+        flip_seed, colour_seed = tf.unstack(generator.make_seeds(2), axis=1)
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+        image = tf.clip_by_value(distort_colour(image, colour_seed), 0.0, 1.0)
         return _to_signed_unit(image)
 
     return preprocess
@@ -75,11 +95,9 @@ def adjust_saturation(image, factor):
 
 
 def _chain(names):
-    ops = [_COLOUR_OPS[name] for name in names]
-
-    def apply(image):
-        for op in ops:
-            image = op(image)
+    def apply(image, op_seeds):
+        for name in names:
+            image = _COLOUR_OPS[name](image, op_seeds[name])
         return image
 
     return apply

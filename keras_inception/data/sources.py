@@ -2,9 +2,12 @@
 `(payload, int32 label)` pairs, checked up front so that bad data fails before training starts.
 
 Labels are the stored ones minus `DataConfig.label_offset` and must lie in [0, num_classes).
+A split is read in stored order, or shuffled by a seed tensor: the order is a pure function of
+that seed, so a training pass keyed on (seed, epoch) reads the same order in any process.
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,17 +19,27 @@ SPLITS = ("train", "validation")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 DIGITS_SPLIT_SEED = 0  # fixed, so every run validates on the same digits whatever its seed
 DIGITS_VALIDATION_FRACTION = 0.2
+# TFDS reshuffles its files at each pass from this seed with state it keeps in the process: the
+# one part of a shuffled order not keyed on the pass's seed.
+TFDS_FILE_SHUFFLE_SEED = 0
 TFRECORD_IMAGE = "image/encoded"
 TFRECORD_LABEL = "image/class/label"
 _TFRECORD_READERS = 16
+
+stateless_shuffle = tf.random.experimental.stateless_shuffle
+stateless_split = tf.random.experimental.stateless_split
 
 
 @dataclass(frozen=True)
 class Split:
     """One split before decoding: `(payload, int32 label)` pairs whose payloads are `kind`
-    (a file path, encoded image bytes or uint8 pixels), and how many there are."""
+    (a file path, encoded image bytes or uint8 pixels), and how many there are.
 
-    dataset: tf.data.Dataset
+    `read(seed=None)` gives them as a dataset, in stored order or, with a [2] int64 seed
+    tensor (it may be computed inside a tf.data function), in an order drawn from that seed.
+    """
+
+    read: Callable[..., tf.data.Dataset]
     examples: int
     kind: str
 
@@ -58,11 +71,10 @@ class DigitsSource:
         )
         self._indices = {"train": train, "validation": validation}
 
-    def split(self, name, *, shuffle_seed=None, shard=None):
+    def split(self, name, *, shard=None):
         indices = _take_shard(self._indices[name], shard)
         labels = (self._labels[indices] - self._offset).astype(np.int32)
-        dataset = tf.data.Dataset.from_tensor_slices((self._images[indices], labels))
-        return Split(_shuffle_whole(dataset, len(indices), shuffle_seed), len(indices), PIXELS)
+        return _in_memory_split(self._images[indices], labels, PIXELS)
 
 
 class FolderSource:
@@ -79,7 +91,7 @@ class FolderSource:
         )
         self._config = config
 
-    def split(self, name, *, shuffle_seed=None, shard=None):
+    def split(self, name, *, shard=None):
         root = getattr(self._config, name)
         if root is None:
             return None
@@ -96,8 +108,7 @@ class FolderSource:
                 f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {root}."
             )
         paths, labels = _take_shard(paths, shard), _take_shard(labels, shard)
-        dataset = tf.data.Dataset.from_tensor_slices((paths, np.array(labels, np.int32)))
-        return Split(_shuffle_whole(dataset, len(paths), shuffle_seed), len(paths), PATH)
+        return _in_memory_split(np.array(paths), np.array(labels, np.int32), PATH)
 
 
 class TFRecordSource:
@@ -114,7 +125,7 @@ class TFRecordSource:
         self.num_classes = config.num_classes
         self._config = config
 
-    def split(self, name, *, shuffle_seed=None, shard=None):
+    def split(self, name, *, shard=None):
         pattern = getattr(self._config, name)
         if pattern is None:
             return None
@@ -125,16 +136,25 @@ class TFRecordSource:
         if not files:
             raise ValueError(f"{pattern!r} has fewer files than the {shard[0]} input shards.")
         examples = self._check_labels(files, pattern)
-        dataset = tf.data.Dataset.from_tensor_slices(files)
-        if shuffle_seed is not None:
-            dataset = dataset.shuffle(len(files), seed=shuffle_seed)
-        dataset = dataset.interleave(
-            tf.data.TFRecordDataset,
-            cycle_length=min(len(files), _TFRECORD_READERS),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        dataset = dataset.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE)
-        return Split(_shuffle_stream(dataset, self._config, shuffle_seed), examples, ENCODED)
+        files = tf.constant(files)
+
+        def read(seed=None):
+            """Records file after file; shuffled: the files in an order drawn from `seed`, then
+            blocks of records."""
+            if seed is not None:
+                files_seed, records_seed = tf.unstack(stateless_split(seed))
+            ordered = files if seed is None else stateless_shuffle(files, files_seed)
+            dataset = tf.data.Dataset.from_tensor_slices(ordered).interleave(
+                tf.data.TFRecordDataset,
+                cycle_length=min(len(files), _TFRECORD_READERS),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            dataset = dataset.map(self._parse, num_parallel_calls=tf.data.AUTOTUNE)
+            if seed is None:
+                return dataset
+            return _shuffle_blocks(dataset, self._config.shuffle_buffer, records_seed)
+
+        return Split(read, examples, ENCODED)
 
     def _parse(self, record):
         features = tf.io.parse_single_example(
@@ -206,7 +226,7 @@ class TFDSSource:
         self.num_classes = _resolve_num_classes(config, label_feature.num_classes, f"the {where}")
         self._config = config
 
-    def split(self, name, *, shuffle_seed=None, shard=None):
+    def split(self, name, *, shard=None):
         split = getattr(self._config, name)
         if split is None:
             return None
@@ -219,16 +239,27 @@ class TFDSSource:
                 f"TFDS dataset {self._config.tfds_name!r} has no split {split!r}; it has "
                 f"{sorted(self._builder.info.splits)}."
             ) from None
-        dataset = self._builder.as_dataset(
-            split=split,
-            as_supervised=True,
-            shuffle_files=shuffle_seed is not None,
-            decoders={self._image_key: self._tfds.decode.SkipDecoding()},
-            read_config=self._tfds.ReadConfig(shuffle_seed=shuffle_seed),
-        )
         offset = self._config.label_offset
-        dataset = dataset.map(lambda image, label: (image, tf.cast(label - offset, tf.int32)))
-        return Split(_shuffle_stream(dataset, self._config, shuffle_seed), examples, ENCODED)
+
+        def records(shuffle_files):
+            dataset = self._builder.as_dataset(
+                split=split,
+                as_supervised=True,
+                shuffle_files=shuffle_files,
+                decoders={self._image_key: self._tfds.decode.SkipDecoding()},
+                read_config=self._tfds.ReadConfig(shuffle_seed=TFDS_FILE_SHUFFLE_SEED),
+            )
+            return dataset.map(lambda image, label: (image, tf.cast(label - offset, tf.int32)))
+
+        ordered, shuffled_files = records(False), records(True)
+
+        def read(seed=None):
+            """Shuffled: TFDS's own file shuffling, then blocks of records keyed on `seed`."""
+            if seed is None:
+                return ordered
+            return _shuffle_blocks(shuffled_files, self._config.shuffle_buffer, seed)
+
+        return Split(read, examples, ENCODED)
 
 
 _SOURCES = {
@@ -292,13 +323,27 @@ def _take_shard(items, shard):
     return items[index::num_shards]
 
 
-def _shuffle_whole(dataset, size, shuffle_seed):
-    if shuffle_seed is None:
-        return dataset
-    return dataset.shuffle(max(size, 1), seed=shuffle_seed, reshuffle_each_iteration=True)
+def _in_memory_split(payloads, labels, kind):
+    """A split held in memory, shuffled as a whole (each permutation equally likely)."""
+    payloads, labels = tf.constant(payloads), tf.constant(labels)
+
+    def read(seed=None):
+        if seed is None:
+            return tf.data.Dataset.from_tensor_slices((payloads, labels))
+        order = stateless_shuffle(tf.range(tf.shape(labels, out_type=tf.int64)[0]), seed)
+        return tf.data.Dataset.from_tensor_slices((tf.gather(payloads, order), tf.gather(labels, order)))
+
+    return Split(read, len(labels), kind)
 
 
-def _shuffle_stream(dataset, config, shuffle_seed):
-    if shuffle_seed is None:
-        return dataset
-    return dataset.shuffle(config.shuffle_buffer, seed=shuffle_seed)
+def _shuffle_blocks(dataset, block_size, seed):
+    """Shuffle a stream within consecutive blocks of `block_size` records, each block in an order
+    drawn from `seed` and the block's index. (`Dataset.shuffle`'s sliding buffer would mix
+    further, but it takes no seed computed in a tf.data function once a global seed of 0 is set.)"""
+
+    def shuffle(index, records):
+        size = tf.shape(records[1], out_type=tf.int64)[0]
+        order = stateless_shuffle(tf.range(size), tf.random.experimental.stateless_fold_in(seed, index))
+        return tf.nest.map_structure(lambda values: tf.gather(values, order), records)
+
+    return dataset.batch(block_size).enumerate().map(shuffle).unbatch()

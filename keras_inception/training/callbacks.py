@@ -161,18 +161,24 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class EpochSeeds(keras.callbacks.Callback):
-    """Re-seed the model's random layers (dropout) from `(seed, epoch)` at each epoch start.
+    """Re-seed the model's random layers (dropout) from `(seed, epoch)` at each epoch start,
+    and key the training data on the epoch too when given `data` (a `DataBundle`).
 
     A Keras backup holds the weights and the optimizer, not the random generators' states, so a
     resumed run would otherwise draw other dropout masks than the run it continues. Seeding each
-    epoch from its number makes a resumed epoch draw exactly the masks of the uninterrupted one.
+    epoch from its number makes a resumed epoch draw exactly the masks of the uninterrupted one;
+    `data.set_epoch` runs before Keras opens the epoch's iterator, so the epoch also reads the
+    same order and augmentation.
     """
 
-    def __init__(self, seed):
+    def __init__(self, seed, data=None):
         super().__init__()
         self.seed = seed
+        self.data = data
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self.data is not None:
+            self.data.set_epoch(epoch)
         generators = [
             layer.seed_generator
             for layer in self.model.layers

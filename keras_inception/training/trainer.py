@@ -141,6 +141,7 @@ def fit(
     *,
     run_dir=None,
     batches_per_epoch=None,
+    data=None,
     callbacks=(),
     verbose="auto",
 ):
@@ -149,8 +150,10 @@ def fit(
     `train_ds` yields `(images, labels)` batches, labels as class indices or one-hot; an epoch is
     `training.steps_per_epoch` batches, by default one pass (`batches_per_epoch`, needed when
     tf.data cannot count a pass). With `run_dir`, the run writes its logs, checkpoints and backup
-    there and resumes from the backup if one exists. `callbacks` are added to the recipe's. Raises `DeadNetworkError` if the dead-network detector
-    stops the run (the model then holds the weights of the last healthy check).
+    there and resumes from the backup if one exists. `data`, the `DataBundle` that `train_ds`
+    comes from if it does, is told each epoch's number, so that a resumed epoch reads the same
+    data. `callbacks` are added to the recipe's. Raises `DeadNetworkError` if the dead-network
+    detector stops the run (the model then holds the weights of the last healthy check).
     """
     training = recipe.training
     num_classes = model.outputs[0].shape[-1]
@@ -173,7 +176,7 @@ def fit(
     all_callbacks = [
         keras.callbacks.TerminateOnNaN(),
         LearningRateLogger(),
-        EpochSeeds(recipe.seed),
+        EpochSeeds(recipe.seed, data),
         detector,
     ]
     if recipe.optimizer.ema_momentum is not None:
@@ -231,6 +234,7 @@ def train(recipe, *, output=None, callbacks=(), verbose="auto"):
                 data.validation,
                 run_dir=run_dir,
                 batches_per_epoch=steps_per_epoch,
+                data=data,
                 callbacks=callbacks,
                 verbose=verbose,
             )
@@ -291,7 +295,8 @@ def _run_folder_callbacks(run_dir):
 def _epochs_of(dataset, steps):
     """`steps` batches drawn from `dataset` repeated: every epoch has the same length, known to
     Keras from the start, even when a pass of `dataset` is longer, shorter or drops unreadable
-    images; Keras opens a fresh iterator each epoch, so each epoch starts a new shuffle."""
+    images; Keras opens a fresh iterator each epoch (after `on_epoch_begin`), so each epoch
+    starts a new shuffle."""
     return dataset.repeat().take(steps)
 
 
