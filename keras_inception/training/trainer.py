@@ -91,7 +91,7 @@ def build_optimizer(recipe, steps_per_epoch):
     averaging = {}
     if optimizer.ema_momentum is not None:
         averaging = {"use_ema": True, "ema_momentum": optimizer.ema_momentum}
-    return keras.optimizers.RMSprop(
+    return distribution.ClipAfterAllReduceRMSprop(
         learning_rate=learning_rate,
         rho=optimizer.rho,
         momentum=optimizer.momentum,
