@@ -13,6 +13,7 @@ spike on a shared machine hits all of them alike.
 """
 
 import argparse
+import functools
 import os
 import time
 
@@ -22,6 +23,7 @@ import keras
 import numpy as np
 
 import keras_inception
+import timing
 from keras_inception.training import load_recipe
 from keras_inception.training.trainer import compile_model
 
@@ -59,12 +61,12 @@ def time_policy(policy, images, labels, args):
     models = build_models(args.steps)
     for model in models.values():  # build and trace outside the timing
         model.fit(images[: args.batch], labels[: args.batch], batch_size=args.batch, verbose=0)
-    best = dict.fromkeys(models, 0.0)
-    for _ in range(args.rounds):
-        for label, model in models.items():
-            best[label] = max(best[label], images_per_second(model, images, labels, args.batch))
-    for label, speed in best.items():
-        print(f"{label:40} {policy:16} {speed:9.2f} {speed / best[REFERENCE]:21.2f}x", flush=True)
+    runs = {
+        label: functools.partial(images_per_second, model, images, labels, args.batch)
+        for label, model in models.items()
+    }
+    best = timing.best_of_rounds(runs, args.rounds)
+    timing.print_rows(best, policy, dict.fromkeys(best, REFERENCE))
 
 
 def main():
@@ -80,9 +82,8 @@ def main():
     images = rng.uniform(-1, 1, (args.batch * args.steps, 299, 299, 3)).astype("float32")
     labels = keras.utils.to_categorical(rng.integers(0, CLASSES, len(images)), CLASSES)
 
-    print(f"batch {args.batch}, best of {args.rounds} rounds of {args.steps} steps, 299x299, "
-          f"{os.cpu_count()} CPUs")
-    print(f"{'model':40} {'policy':16} {'images/s':>9} {'vs keras.applications':>22}")
+    timing.print_setup(args)
+    print(f"{timing.HEADER} {'vs keras.applications':>22}")
     for policy in args.policies.split(","):
         time_policy(policy, images, labels, args)
 
