@@ -9,8 +9,9 @@ from pathlib import Path
 import keras
 import pytest
 
+import keras_inception
 from keras_inception.training import RecipeError, bundled_recipes, load_recipe, recipe_to_toml
-from keras_inception.training.trainer import build_optimizer
+from keras_inception.training.optimizer import build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET_RECIPES = ["inception_v4_imagenet", "inception_resnet_v1_imagenet", "inception_resnet_v2_imagenet"]
@@ -52,6 +53,17 @@ def test_imagenet_recipes_build_the_papers_optimizer_and_schedule(name):
     assert recipe.training.weight_decay == 4e-5
     assert recipe.training.batch_size == 32
     assert recipe.model.aux_logits and recipe.model.aux_loss_weight == 0.4
+
+
+def test_a_model_compiled_with_the_recipe_optimizer_loads_after_importing_the_package(tmp_path):
+    model = keras_inception.InceptionResNetV2(input_shape=(75, 75, 3), depths=(0, 0, 1), classes=3)
+    model.compile(optimizer=build_optimizer(load_recipe("quickstart"), STEPS_PER_EPOCH), loss="mse")
+    path = tmp_path / "compiled.keras"
+    model.save(path)
+    # A fresh interpreter has registered nothing but what `import keras_inception` registers.
+    load = f"import keras, keras_inception; keras.models.load_model({str(path)!r}); print('loaded')"
+    result = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "loaded" in result.stdout, result.stderr[-2000:]
 
 
 def write(tmp_path, text, name="run.toml"):

@@ -1,31 +1,32 @@
 """Training the paper's way: recipes, the trainer around `model.fit`, and the dead-network
-detector."""
+detector.
 
-from keras_inception.training.callbacks import (
-    DeadNetworkDetector,
-    DeadNetworkError,
-    LearningRateLogger,
-)
-from keras_inception.training.recipe import (
-    Recipe,
-    RecipeError,
-    bundled_recipes,
-    load_recipe,
-    recipe_to_toml,
-)
-from keras_inception.training.trainer import TrainingResult, build_model, fit, train
+The names below load their module on first use, so that the package root can import
+`keras_inception.training.optimizer` at start-up (to register the optimizer saved models refer
+to) without pulling in tf.data, keras-cv and matplotlib.
+"""
 
-__all__ = [
-    "DeadNetworkDetector",
-    "DeadNetworkError",
-    "LearningRateLogger",
-    "Recipe",
-    "RecipeError",
-    "TrainingResult",
-    "build_model",
-    "bundled_recipes",
-    "fit",
-    "load_recipe",
-    "recipe_to_toml",
-    "train",
-]
+import importlib
+
+_EXPORTS = {
+    "DeadNetworkDetector": "callbacks",
+    "DeadNetworkError": "callbacks",
+    "LearningRateLogger": "callbacks",
+    "Recipe": "recipe",
+    "RecipeError": "recipe",
+    "bundled_recipes": "recipe",
+    "load_recipe": "recipe",
+    "recipe_to_toml": "recipe",
+    "TrainingResult": "trainer",
+    "build_model": "trainer",
+    "fit": "trainer",
+    "train": "trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,29 +38,6 @@ MULTI_WORKER_REFUSAL = (
 )
 
 
-@keras.saving.register_keras_serializable(package="keras_inception")
-class ClipAfterAllReduceRMSprop(keras.optimizers.RMSprop):
-    """RMSprop whose gradient clipping (`global_clipnorm`) sees the global batch's gradient.
-
-    Keras clips in `BaseOptimizer.apply` (keras/src/optimizers/base_optimizer.py:588, Keras 3.15)
-    before the TensorFlow backend sums the replicas' gradients in `_backend_update_step`
-    (keras/src/backend/tensorflow/optimizer.py:119). Under MirroredStrategy or TPUStrategy each
-    replica's share (its loss already divided by the replica count) is then clipped on its own,
-    and the sum may reach replicas x `global_clipnorm`: two CPU replicas moved the weights 14.5%
-    away from one device's step on the same batch. On TensorFlow this clips the sum instead; one
-    device is unchanged, and JAX's compiled step already clips the global gradient.
-    """
-
-    def _clip_gradients(self, grads):
-        if keras.backend.backend() == "tensorflow":
-            return grads  # clipped after the all-reduce, below
-        return super()._clip_gradients(grads)
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):  # the TensorFlow backend's
-        grads, variables = zip(*super()._all_reduce_sum_gradients(grads_and_vars))
-        return list(zip(super()._clip_gradients(list(grads)), variables))
-
-
 class DistributionError(ValueError):
     """A distribution setting this backend or machine cannot run; the message says what can."""
 

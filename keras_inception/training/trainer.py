@@ -29,6 +29,7 @@ from keras_inception import plotting
 from keras_inception.data import make_datasets
 from keras_inception.models import InceptionResNetV1, InceptionResNetV2, InceptionV4
 from keras_inception.training import distribution
+from keras_inception.training.optimizer import build_optimizer
 from keras_inception.training.callbacks import (
     DeadNetworkDetector,
     DeadNetworkError,
@@ -76,28 +77,6 @@ def build_model(config, num_classes):
         dropout_rate=config.dropout_rate,
         aux_logits=config.aux_logits,
         **options,
-    )
-
-
-def build_optimizer(recipe, steps_per_epoch):
-    """RMSProp with the recipe's staircase exponential decay, global clipping and weight average."""
-    optimizer, schedule = recipe.optimizer, recipe.schedule
-    learning_rate = keras.optimizers.schedules.ExponentialDecay(
-        optimizer.learning_rate,
-        decay_steps=max(1, round(schedule.decay_epochs * steps_per_epoch)),
-        decay_rate=schedule.decay_rate,
-        staircase=schedule.staircase,
-    )
-    averaging = {}
-    if optimizer.ema_momentum is not None:
-        averaging = {"use_ema": True, "ema_momentum": optimizer.ema_momentum}
-    return distribution.ClipAfterAllReduceRMSprop(
-        learning_rate=learning_rate,
-        rho=optimizer.rho,
-        momentum=optimizer.momentum,
-        epsilon=optimizer.epsilon,
-        global_clipnorm=optimizer.global_clipnorm,
-        **averaging,
     )
 
 
