@@ -8,7 +8,6 @@ unscaled C block, and an embedding head (bottleneck dense, BN, L2 normalisation)
 from keras import layers
 
 from keras_inception.models import application
-from keras_inception.weights.registry import NAMED_WEIGHTS
 from keras_inception.models.blocks import (
     BATCH_NORM_EPSILON,
     conv_bn,
@@ -16,6 +15,7 @@ from keras_inception.models.blocks import (
     residual_stages,
     scope,
 )
+from keras_inception.weights.registry import NAMED_WEIGHTS
 
 # The C stage counts FaceNet's 5 scaled blocks and its final unscaled `Block8`.
 DEPTHS = (5, 10, 6)

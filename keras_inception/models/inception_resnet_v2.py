@@ -7,7 +7,6 @@ The weighted layers are created in keras.applications' order, so its weight file
 """
 
 from keras_inception.models import application
-from keras_inception.weights.registry import NAMED_WEIGHTS
 from keras_inception.models.blocks import (
     conv_bn,
     inception_resnet_stem,
@@ -15,6 +14,7 @@ from keras_inception.models.blocks import (
     max_pool,
     residual_stages,
 )
+from keras_inception.weights.registry import NAMED_WEIGHTS
 
 DEPTHS = (10, 20, 10)
 RESIDUAL_SCALES = (0.17, 0.10, 0.20)

@@ -5,7 +5,6 @@ Reduction-A, 7 Inception-B, Reduction-B and 3 Inception-C blocks.
 """
 
 from keras_inception.models import application
-from keras_inception.weights.registry import NAMED_WEIGHTS
 from keras_inception.models.blocks import (
     inception_a,
     inception_b,
@@ -14,6 +13,7 @@ from keras_inception.models.blocks import (
     inception_v4_stem,
     reduction_a,
 )
+from keras_inception.weights.registry import NAMED_WEIGHTS
 
 DEPTHS = (4, 7, 3)
 REDUCTION_A_WIDTHS = (192, 224, 256, 384)

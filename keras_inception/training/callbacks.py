@@ -1,4 +1,5 @@
-"""The two callbacks Keras does not have: the dead-network detector and a learning-rate log."""
+"""The callbacks Keras does not have: the dead-network detector, a learning-rate log, and
+per-epoch seeding of dropout and of the training input."""
 
 import keras
 import numpy as np
