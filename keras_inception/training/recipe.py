@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from keras_inception import models
 from keras_inception.data import DataConfig
 from keras_inception.training.distribution import (
     ClusterConfig,
@@ -23,7 +24,7 @@ from keras_inception.training.distribution import (
     check_lr_scaling,
 )
 
-NETWORKS = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
+NETWORKS = tuple(models.NETWORKS)
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # The auxiliary head pools the 17x17 stage with a 5x5 window; smaller inputs leave it under 5x5.
 MIN_AUX_INPUT_SIZE = 139

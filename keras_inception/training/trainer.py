@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from keras_inception import plotting
 from keras_inception.data import make_datasets
-from keras_inception.models import InceptionResNetV1, InceptionResNetV2, InceptionV4
+from keras_inception.models import NETWORKS
 from keras_inception.training import distribution
 from keras_inception.training.optimizer import build_optimizer
 from keras_inception.training.callbacks import (
@@ -39,11 +39,6 @@ from keras_inception.training.callbacks import (
 from keras_inception.training.precision import resolve_precision
 from keras_inception.training.recipe import RecipeError, recipe_to_toml
 
-FACTORIES = {
-    "inception_v4": InceptionV4,
-    "inception_resnet_v1": InceptionResNetV1,
-    "inception_resnet_v2": InceptionResNetV2,
-}
 RECIPE_FILE = "recipe.toml"
 LOG_FILE = "log.csv"
 ZERO_FRACTION_FILE = "zero_fraction.csv"
@@ -71,7 +66,7 @@ def build_model(config, num_classes):
         for name, value in (("residual_scale", config.residual_scale), ("depths", config.depths))
         if value is not None
     }
-    return FACTORIES[config.network](
+    return NETWORKS[config.network](
         input_shape=(config.input_size, config.input_size, 3),
         classes=num_classes,
         dropout_rate=config.dropout_rate,

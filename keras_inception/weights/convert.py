@@ -52,13 +52,9 @@ def guess_format(source):
 
 def factory(architecture):
     """The model factory of `architecture` (imported late: the factories import this package)."""
-    from keras_inception import models
+    from keras_inception.models import NETWORKS
 
-    return {
-        "inception_v4": models.InceptionV4,
-        "inception_resnet_v1": models.InceptionResNetV1,
-        "inception_resnet_v2": models.InceptionResNetV2,
-    }[architecture]
+    return NETWORKS[architecture]
 
 
 def source_model(source, architecture, classes=None, aux_logits=False):
