@@ -13,7 +13,7 @@ orientation (1x7 before 7x1 where slim does so): checkpoints depend on both.
 
 from keras import layers
 
-from keras_inception.models.layers import ResidualScale
+from keras_inception.models.layers import BatchNormalization, ResidualScale
 
 SCOPE_SEPARATOR = "__"
 BATCH_NORM_EPSILON = 1e-3
@@ -33,7 +33,7 @@ def conv_bn(x, filters, kernel_size, name, strides=1, padding="same"):
     x = layers.Conv2D(
         filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name
     )(x)
-    x = layers.BatchNormalization(
+    x = BatchNormalization(
         scale=False, epsilon=BATCH_NORM_EPSILON, name=scope(name, "BatchNorm")
     )(x)
     return layers.Activation("relu", name=scope(name, "Relu"))(x)

@@ -1,4 +1,5 @@
-"""The one custom layer the three networks need."""
+"""The two layers of our own the three networks use: a scaled residual sum, and Keras's batch
+norm computed by TensorFlow's fused kernel."""
 
 import keras
 
@@ -36,3 +37,63 @@ class ResidualScale(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="keras_inception")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """Keras's BatchNormalization, computed by TensorFlow's fused batch-norm kernel where it can be.
+
+    Keras 3 writes batch norm as separate cast, moment and arithmetic ops, run one by one; on
+    TensorFlow one `FusedBatchNormV3` kernel does the same work in each direction, and batch norm
+    follows every convolution of these networks (docs/scaling.md has the training speed-up).
+    Arguments, weights, moving-statistics update and results are Keras's; the moving variance
+    takes the biased batch variance, as Keras's does. The class keeps Keras's name because
+    `.weights.h5` files name a layer by its class, so keras.applications' files load unchanged.
+
+    The fused kernel serves channels-last 4-D inputs on the TensorFlow backend; other backends,
+    masks, renorm and synchronized batch norm take Keras's own path.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf  # only the TensorFlow backend gets here
+
+        moving_mean = tf.convert_to_tensor(self.moving_mean)
+        moving_variance = tf.convert_to_tensor(self.moving_variance)
+        scale = tf.convert_to_tensor(self.gamma) if self.scale else tf.ones_like(moving_mean)
+        offset = tf.convert_to_tensor(self.beta) if self.center else tf.zeros_like(moving_mean)
+        update_statistics = bool(training) and self.trainable
+        outputs, batch_mean, batch_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs,
+            scale=scale,
+            offset=offset,
+            mean=tf.zeros_like(moving_mean) if update_statistics else moving_mean,
+            variance=tf.ones_like(moving_variance) if update_statistics else moving_variance,
+            epsilon=self.epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=update_statistics,
+        )
+        if update_statistics:
+            # The kernel returns the unbiased (n - 1) variance; Keras averages the biased one.
+            count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], batch_variance.dtype)
+            batch_variance *= (count - 1.0) / count
+            self.moving_mean.assign(
+                moving_mean * self.momentum + batch_mean * (1.0 - self.momentum)
+            )
+            self.moving_variance.assign(
+                moving_variance * self.momentum + batch_variance * (1.0 - self.momentum)
+            )
+        return outputs
+
+    def _fusable(self, inputs, mask):
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and inputs.dtype in ("float32", "bfloat16", "float16")
+        )
