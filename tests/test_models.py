@@ -8,9 +8,11 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_inception
 from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, ResidualScale
+from keras_inception.models import forward_flops
 
 FACTORIES = [InceptionV4, InceptionResNetV1, InceptionResNetV2]
 TINY = {
@@ -146,6 +148,19 @@ def test_mixed_precision_keeps_float32_outputs(images):
         assert model.predict(images, verbose=0).dtype == np.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_forward_flops_agree_with_tensorflows_profiler(factory):
+    """Our count from the layers against TensorFlow's own count of the traced graph's
+    convolutions and matrix products (its other ops are not what forward_flops counts)."""
+    model = factory(input_shape=(75, 75, 3), **TINY[factory])
+    graph = tf.function(model).get_concrete_function(tf.TensorSpec((1, 75, 75, 3))).graph
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    options["account_type_regexes"] = ["Conv2D", "MatMul"]
+    profiled = tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+    assert profiled > 0 and forward_flops(model) == profiled
 
 
 # --------------------------------------------------------------------------- argument checks

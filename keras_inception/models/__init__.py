@@ -3,7 +3,8 @@
 from keras_inception.models.inception_resnet_v1 import InceptionResNetV1
 from keras_inception.models.inception_resnet_v2 import InceptionResNetV2
 from keras_inception.models.inception_v4 import InceptionV4
-from keras_inception.models.layers import ResidualScale
+from keras_inception.models.flops import forward_flops
+from keras_inception.models.layers import BatchNormalization, ResidualScale
 
 # The networks by the names recipes, converters and the command line use.
 NETWORKS = {
@@ -12,4 +13,12 @@ NETWORKS = {
     "inception_resnet_v2": InceptionResNetV2,
 }
 
-__all__ = ["InceptionResNetV1", "InceptionResNetV2", "InceptionV4", "NETWORKS", "ResidualScale"]
+__all__ = [
+    "BatchNormalization",
+    "InceptionResNetV1",
+    "InceptionResNetV2",
+    "InceptionV4",
+    "NETWORKS",
+    "ResidualScale",
+    "forward_flops",
+]
