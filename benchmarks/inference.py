@@ -49,8 +49,7 @@ def main():
     timing.print_setup(args)
     print(f"{timing.HEADER} {'vs keras.applications':>22}")
     for policy in ("float32", "mixed_bfloat16"):
-        keras.mixed_precision.set_global_policy(policy)
-        keras.backend.clear_session()
+        timing.fresh_session(policy)
         models = {label: build() for label, build in MODELS.items()}
         for model in models.values():
             model.predict_on_batch(images)  # build and trace outside the timing

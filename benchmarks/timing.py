@@ -3,11 +3,27 @@
 The machine the benchmarks run on is shared and noisy. Timing every model once per round, round
 after round, and keeping each model's best round lets a load spike hit all of them alike rather
 than whichever one happened to be running.
+
+Training is timed per step, from the end of a pass's first step to the end of its last: what a long
+run sustains. `model.fit` also spends a second or more per call outside its steps (building the
+data iterator, copying the weight average into the model at the end), once per epoch in a real
+run but once per step in a benchmark of few steps; timm's loop has no such cost.
 """
 
 import os
+import time
+
+import keras
 
 HEADER = f"{'model':40} {'policy':16} {'images/s':>9}"
+
+
+def fresh_session(policy):
+    """Free the previous models and make `policy` the global dtype policy, in that order:
+    `clear_session` resets the policy to float32, so the other order times float32 under a
+    mixed-precision label."""
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(policy)
 
 
 def best_of_rounds(runs, rounds):
@@ -18,6 +34,24 @@ def best_of_rounds(runs, rounds):
         for label, run in runs.items():
             best[label] = max(best[label], run())
     return best
+
+
+def images_per_second(step_ends, batch):
+    """Images/s over the steps after the first, from the times each step ended."""
+    if len(step_ends) < 2:
+        raise ValueError("time at least two steps: the first one only starts the clock")
+    return batch * (len(step_ends) - 1) / (step_ends[-1] - step_ends[0])
+
+
+class StepClock(keras.callbacks.Callback):
+    """Notes when each training step of a `fit` call ends (TensorFlow runs a step to completion
+    before the callback sees it)."""
+
+    def on_train_begin(self, logs=None):
+        self.step_ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step_ends.append(time.perf_counter())
 
 
 def print_setup(args):

@@ -9,13 +9,12 @@ nothing else. Both run `model.fit` on the same in-memory batches, in float32 and
 the models are timed in alternating rounds and the best round of each is kept, so that a load
 spike on a shared machine hits all of them alike.
 
-    python benchmarks/training_throughput.py [--batch 4] [--steps 2] [--rounds 2] [--policies float32]
+    python benchmarks/training_throughput.py [--batch 4] [--steps 3] [--rounds 2] [--policies float32]
 """
 
 import argparse
 import functools
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -49,15 +48,15 @@ def build_models(steps_per_epoch):
 
 
 def images_per_second(model, images, labels, batch):
-    start = time.perf_counter()
-    model.fit(images, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0)
-    return len(images) / (time.perf_counter() - start)
+    """Images/s of a pass's steps after the first (benchmarks/timing.py)."""
+    clock = timing.StepClock()
+    model.fit(images, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+    return timing.images_per_second(clock.step_ends, batch)
 
 
 def time_policy(policy, images, labels, args):
     """Build, warm up and time every model under `policy`; the models are freed on return."""
-    keras.mixed_precision.set_global_policy(policy)
-    keras.backend.clear_session()
+    timing.fresh_session(policy)
     models = build_models(args.steps)
     for model in models.values():  # build and trace outside the timing
         model.fit(images[: args.batch], labels[: args.batch], batch_size=args.batch, verbose=0)
@@ -72,7 +71,7 @@ def time_policy(policy, images, labels, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
         "--policies", default="float32,mixed_bfloat16", help="comma-separated precision policies"

@@ -13,7 +13,7 @@ The models are timed in alternating rounds and the best round of each is kept (b
 the backend is fixed when Keras is imported, so the script starts itself again with
 `KERAS_BACKEND` set. `--jit-compile` compiles our training step with XLA.
 
-    python benchmarks/training_vs_timm.py [--batch 8] [--steps 2] [--rounds 2]
+    python benchmarks/training_vs_timm.py [--batch 8] [--steps 3] [--rounds 2]
                                           [--policies float32 mixed_bfloat16]
                                           [--keras-backend tensorflow] [--jit-compile]
 """
@@ -49,15 +49,16 @@ TIMM = {"timm inception_v4": "inception_v4", "timm inception_resnet_v2": "incept
 
 
 def keras_runner(factory, recipe, images, labels, batch, jit_compile):
-    """A function that trains a fresh network of ours for one pass over `images` and returns images/s."""
+    """A function that trains a fresh network of ours for one pass over `images` and returns the
+    images/s of its steps after the first (benchmarks/timing.py)."""
     model = factory(classes=CLASSES, dropout_rate=recipe.model.dropout_rate)
     compile_model(model, recipe, steps_per_epoch=len(images) // batch)
     model.jit_compile = jit_compile
+    clock = timing.StepClock()
 
     def run():
-        start = time.perf_counter()
-        model.fit(images, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0)
-        return len(images) / (time.perf_counter() - start)
+        model.fit(images, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+        return timing.images_per_second(clock.step_ends, batch)
 
     return run
 
@@ -89,10 +90,11 @@ def timm_runner(name, recipe, images, labels, batch, bfloat16):
         average.update(model)
 
     def run():
-        start = time.perf_counter()
+        step_ends = []
         for x, y in batches:
             step(x, y)
-        return len(images) / (time.perf_counter() - start)
+            step_ends.append(time.perf_counter())
+        return timing.images_per_second(step_ends, batch)
 
     return run
 
@@ -105,8 +107,7 @@ def restart_on_backend(backend):
 
 def time_policy(policy, recipe, images, classes, args):
     """Build, warm up and time every model under `policy`; the models are freed on return."""
-    keras.mixed_precision.set_global_policy(policy)
-    keras.backend.clear_session()
+    timing.fresh_session(policy)
     one_hot = keras.utils.to_categorical(classes, CLASSES)
     runs = {
         label: keras_runner(factory, recipe, images, one_hot, args.batch, args.jit_compile)
@@ -125,7 +126,7 @@ def time_policy(policy, recipe, images, classes, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--policies", nargs="+", choices=POLICIES, default=POLICIES)
     parser.add_argument("--keras-backend", choices=("tensorflow", "torch", "jax"), default="tensorflow")
