@@ -3,9 +3,10 @@ precision, with and without XLA.
 
 The one short, prepared run for a lent GPU machine: batch 64 at 299x299, the
 `inception_resnet_v2_imagenet` recipe's method (our trainer's `compile_model`, then `model.fit`) on
-one synthetic batch repeated, so that the input pipeline is not what is measured. Achieved FLOP/s
-counts a training step as three forward passes (the backward pass does about twice the forward
-pass's multiply-adds) of `keras_inception.models.forward_flops`. Keras compiles with XLA by default
+one synthetic batch repeated, so that the input pipeline is not what is measured; the steps after
+the first are timed (benchmarks/timing.py). Achieved FLOP/s counts a training step as three
+forward passes (the backward pass does about twice the forward pass's multiply-adds) of
+`keras_inception.models.forward_flops`. Keras compiles with XLA by default
 on a GPU (`jit_compile="auto"`); both are timed so that the default can be checked. The script also
 runs on a CPU, with small settings, to check it before a GPU is lent:
 
@@ -15,7 +16,6 @@ runs on a CPU, with small settings, to check it before a GPU is lent:
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -51,15 +51,15 @@ def measure(policy, xla, args, recipe):
     model.jit_compile = xla
     batches = synthetic_batches(args.batch, args.size)
     model.fit(batches, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)  # trace, compile, warm up
-    start = time.perf_counter()
-    model.fit(batches, steps_per_epoch=args.steps, epochs=1, verbose=0)
-    return args.batch * args.steps / (time.perf_counter() - start), forward_flops(model)
+    clock = timing.StepClock()
+    model.fit(batches, steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=[clock])
+    return timing.images_per_second(clock.step_ends, args.batch), forward_flops(model)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps, plus one")
     parser.add_argument("--size", type=int, default=299)
     parser.add_argument("--policies", nargs="+", default=["float32", "auto"],
                         help='Keras policy names, or "auto" for the recipe default on this machine')
@@ -69,7 +69,7 @@ def main():
     devices = tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("CPU")
     details = tf.config.experimental.get_device_details(devices[0])
     print(f"{devices[0].name} {details.get('device_name', '')} {details.get('compute_capability', '')}; "
-          f"InceptionResNetV2 batch {args.batch} at {args.size}x{args.size}, {args.steps} timed steps; "
+          f"InceptionResNetV2 batch {args.batch} at {args.size}x{args.size}, {args.steps} steps; "
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
     print(f"{'policy':16} {'XLA':4} {'images/s':>9} {'train TFLOP/s':>14} {'GFLOPs/image':>13}")
     for policy in args.policies:
