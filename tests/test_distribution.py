@@ -272,6 +272,33 @@ def test_global_batch_learning_rate_and_steps_follow_the_replicas(tmp_path, rule
     assert written["steps_per_epoch"] == 5
 
 
+@pytest.mark.parametrize(
+    "engine, examples, refused",
+    [
+        ("data_parallel", 1001, True),  # ends in a batch of 105, over 4 devices
+        ("data_parallel", 1000, False),  # ends in a batch of 104
+        ("mirrored", 1001, False),  # MirroredStrategy splits an uneven batch itself
+    ],
+)
+def test_a_validation_split_data_parallel_cannot_batch_is_refused_before_training(
+    engine, examples, refused
+):
+    placement = Placement(
+        engine=engine,
+        replicas=4,
+        processes=1,
+        process_id=0,
+        per_replica_batch=32,
+        base_learning_rate=0.045,
+        lr_scaling="linear",
+    )
+    if refused:
+        with pytest.raises(ValueError, match=r"4 devices.*1001 examples end in a batch of 105"):
+            placement.check_validation_split(examples)
+    else:
+        placement.check_validation_split(examples)
+
+
 # ------------------------------------------------------------------------------ sharding
 
 

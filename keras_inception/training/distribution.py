@@ -149,6 +149,19 @@ class Placement:
             steps = int(multihost_utils.process_allgather(steps).min())
         return steps
 
+    def check_validation_split(self, local_examples):
+        """Refuse, before any training, a validation split whose last batch JAX's DataParallel
+        could not split over this process's devices (it would fail at the first epoch's end)."""
+        devices = self.replicas // self.processes
+        if self.engine == "data_parallel" and local_examples % devices:
+            raise ValueError(
+                f"JAX DataParallel splits every batch over this process's {devices} devices, but "
+                f"the validation split's {local_examples} examples end in a batch of "
+                f"{local_examples % self.process_batch}, which {devices} does not divide. Use a "
+                f"validation split of a multiple of {devices} examples, or train without one and "
+                "evaluate the model afterwards on one device."
+            )
+
     def describe(self, steps_per_epoch=None):
         """The resolved values as a JSON-ready dict (what `distribution.json` holds)."""
         return {

@@ -197,6 +197,7 @@ def train(recipe, *, output=None, callbacks=(), verbose="auto"):
             seed=recipe.seed,
             shard=placement.shard,
         )
+        placement.check_validation_split(data.validation_examples)
         steps_per_epoch = placement.steps_per_epoch(data.train_examples)
         placement.write(run_dir, recipe.training.steps_per_epoch or steps_per_epoch)
         model = build_model(recipe.model, data.num_classes)
