@@ -7,11 +7,13 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_inception
 from keras_inception.training import RecipeError, bundled_recipes, load_recipe, recipe_to_toml
-from keras_inception.training.optimizer import build_optimizer
+from keras_inception.training.optimizer import ClipAfterAllReduceRMSprop, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET_RECIPES = ["inception_v4_imagenet", "inception_resnet_v1_imagenet", "inception_resnet_v2_imagenet"]
@@ -53,6 +55,28 @@ def test_imagenet_recipes_build_the_papers_optimizer_and_schedule(name):
     assert recipe.training.weight_decay == 4e-5
     assert recipe.training.batch_size == 32
     assert recipe.model.aux_logits and recipe.model.aux_loss_weight == 0.4
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.0])
+def test_the_recipe_optimizer_updates_as_keras_rmsprop_does(momentum):
+    """Three steps against Keras's RMSprop with the same settings (no clipping, no average). With
+    momentum the update is TensorFlow's fused RMSProp kernel; without, Keras's own code."""
+    rng = np.random.default_rng(0)
+    initial = rng.normal(size=(3, 4)).astype("float32")
+    gradients = [tf.constant(rng.normal(size=(3, 4)).astype("float32")) for _ in range(3)]
+    settings = dict(learning_rate=0.045, rho=0.9, momentum=momentum, epsilon=1.0)
+    finals, op_types = [], set()
+    for optimizer in (ClipAfterAllReduceRMSprop(**settings), keras.optimizers.RMSprop(**settings)):
+        variable = keras.Variable(initial)
+        optimizer.build([variable])
+        step = tf.function(lambda gradient: optimizer.apply([gradient], [variable]))
+        for gradient in gradients:
+            step(gradient)
+        finals.append(variable.numpy())
+        op_types |= {op.type for op in step.get_concrete_function(gradients[0]).graph.get_operations()}
+    np.testing.assert_allclose(finals[0], finals[1], rtol=1e-6, atol=1e-7)
+    assert np.abs(finals[0] - initial).min() > 1e-3  # the steps did move the variable
+    assert ("ResourceApplyRMSProp" in op_types) == (momentum > 0)
 
 
 def test_a_model_compiled_with_the_recipe_optimizer_loads_after_importing_the_package(tmp_path):
