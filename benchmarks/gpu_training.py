@@ -51,9 +51,10 @@ def measure(policy, xla, args, recipe):
     model.jit_compile = xla
     batches = synthetic_batches(args.batch, args.size)
     model.fit(batches, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)  # trace, compile, warm up
-    clock = timing.StepClock()
-    model.fit(batches, steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=[clock])
-    return timing.images_per_second(clock.step_ends, args.batch), forward_flops(model)
+    speed = timing.fit_images_per_second(
+        model, args.batch, batches, steps_per_epoch=args.steps, epochs=1
+    )
+    return speed, forward_flops(model)
 
 
 def main():

@@ -55,6 +55,14 @@ class StepClock(keras.callbacks.Callback):
         self.step_ends.append(time.perf_counter())
 
 
+def fit_images_per_second(model, batch, *fit_args, **fit_kwargs):
+    """Run `model.fit(*fit_args, **fit_kwargs)` quietly and return the images/s of its steps
+    after the first; `batch` is the images per step."""
+    clock = StepClock()
+    model.fit(*fit_args, verbose=0, callbacks=[clock], **fit_kwargs)
+    return images_per_second(clock.step_ends, batch)
+
+
 def print_setup(args):
     print(f"batch {args.batch}, best of {args.rounds} rounds of {args.steps} steps, 299x299, "
           f"{os.cpu_count()} CPUs")

@@ -47,13 +47,6 @@ def build_models(steps_per_epoch):
     return models
 
 
-def images_per_second(model, images, labels, batch):
-    """Images/s of a pass's steps after the first (benchmarks/timing.py)."""
-    clock = timing.StepClock()
-    model.fit(images, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
-    return timing.images_per_second(clock.step_ends, batch)
-
-
 def time_policy(policy, images, labels, args):
     """Build, warm up and time every model under `policy`; the models are freed on return."""
     timing.fresh_session(policy)
@@ -61,7 +54,10 @@ def time_policy(policy, images, labels, args):
     for model in models.values():  # build and trace outside the timing
         model.fit(images[: args.batch], labels[: args.batch], batch_size=args.batch, verbose=0)
     runs = {
-        label: functools.partial(images_per_second, model, images, labels, args.batch)
+        label: functools.partial(
+            timing.fit_images_per_second, model, args.batch, images, labels,
+            batch_size=args.batch, epochs=1, shuffle=False,
+        )
         for label, model in models.items()
     }
     best = timing.best_of_rounds(runs, args.rounds)

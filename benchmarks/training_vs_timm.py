@@ -19,6 +19,7 @@ the backend is fixed when Keras is imported, so the script starts itself again w
 """
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -54,13 +55,10 @@ def keras_runner(factory, recipe, images, labels, batch, jit_compile):
     model = factory(classes=CLASSES, dropout_rate=recipe.model.dropout_rate)
     compile_model(model, recipe, steps_per_epoch=len(images) // batch)
     model.jit_compile = jit_compile
-    clock = timing.StepClock()
-
-    def run():
-        model.fit(images, labels, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
-        return timing.images_per_second(clock.step_ends, batch)
-
-    return run
+    return functools.partial(
+        timing.fit_images_per_second, model, batch, images, labels,
+        batch_size=batch, epochs=1, shuffle=False,
+    )
 
 
 def timm_runner(name, recipe, images, labels, batch, bfloat16):
