@@ -1,6 +1,6 @@
 """keras-inception: Inception-v4 and Inception-ResNet-v1/v2 for Keras 3, with the paper's training
-method. Importing the package registers its layer and its optimizer, so saved models load without
-custom_objects."""
+method. Importing the package registers its layers and its optimizer, so saved models load
+without custom_objects."""
 
 from keras_inception.imagenet import decode_predictions, preprocess_input
 from keras_inception.models import (

@@ -3,8 +3,8 @@
 Mixed precision keeps the variables, the classifier and the loss in float32 and computes the body
 in 16 bits, which keeps the accuracy of float32 training. bfloat16 needs no loss scaling; float16
 does (Keras adds it when it compiles under `mixed_float16`). Where the hardware computes in 16 bits
-natively the body runs about twice as fast (benchmarks/training_vs_timm.py); where it does not,
-16 bits is emulated and slower, so float32 stays.
+natively training runs faster (1.6-1.7x on an AVX512-BF16 CPU, docs/scaling.md); where it does
+not, 16 bits is emulated and slower, so float32 stays.
 """
 
 from pathlib import Path
