@@ -82,5 +82,6 @@ def main():
     for name, rate in rates.items():
         print(f"{name:<52}{rate:>10.1f}{rate / rates[REFERENCE]:>8.2f}")
 
+
 if __name__ == "__main__":
     main()

@@ -21,9 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import tensorflow as tf
+import timing
 
 import keras_inception
-import timing
 from keras_inception.models import forward_flops
 from keras_inception.training import load_recipe
 from keras_inception.training.precision import resolve_precision
@@ -45,7 +45,9 @@ def measure(policy, xla, args, recipe):
     """Images/s and the model's forward FLOPs per image, trained under `policy`."""
     timing.fresh_session(policy)
     model = keras_inception.InceptionResNetV2(
-        input_shape=(args.size, args.size, 3), classes=CLASSES, dropout_rate=recipe.model.dropout_rate
+        input_shape=(args.size, args.size, 3),
+        classes=CLASSES,
+        dropout_rate=recipe.model.dropout_rate,
     )
     compile_model(model, recipe, steps_per_epoch=args.steps)
     model.jit_compile = xla
@@ -62,23 +64,32 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20, help="timed steps, plus one")
     parser.add_argument("--size", type=int, default=299)
-    parser.add_argument("--policies", nargs="+", default=["float32", "auto"],
-                        help='Keras policy names, or "auto" for the recipe default on this machine')
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        default=["float32", "auto"],
+        help='Keras policy names, or "auto" for the recipe default on this machine',
+    )
     parser.add_argument("--xla", nargs="+", choices=("on", "off"), default=["on", "off"])
     args = parser.parse_args()
     recipe = load_recipe(RECIPE, ["model.aux_logits=false"])
     devices = tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("CPU")
     details = tf.config.experimental.get_device_details(devices[0])
-    print(f"{devices[0].name} {details.get('device_name', '')} {details.get('compute_capability', '')}; "
-          f"InceptionResNetV2 batch {args.batch} at {args.size}x{args.size}, {args.steps} steps; "
-          f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(
+        f"{devices[0].name} {details.get('device_name', '')} {details.get('compute_capability', '')}; "
+        f"InceptionResNetV2 batch {args.batch} at {args.size}x{args.size}, {args.steps} steps; "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
     print(f"{'policy':16} {'XLA':4} {'images/s':>9} {'train TFLOP/s':>14} {'GFLOPs/image':>13}")
     for policy in args.policies:
         for xla in args.xla:
             resolved = resolve_precision(policy)
             speed, flops = measure(resolved, xla == "on", args, recipe)
-            print(f"{resolved:16} {xla:4} {speed:9.1f} {3 * flops * speed / 1e12:14.2f} "
-                  f"{flops / 1e9:13.2f}", flush=True)
+            print(
+                f"{resolved:16} {xla:4} {speed:9.1f} {3 * flops * speed / 1e12:14.2f} "
+                f"{flops / 1e9:13.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -18,12 +18,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-
-import keras_inception
 import timing
 
+import keras_inception
+
 MODELS = {
-    "keras.applications InceptionResNetV2": lambda: keras.applications.InceptionResNetV2(weights=None),
+    "keras.applications InceptionResNetV2": lambda: keras.applications.InceptionResNetV2(
+        weights=None
+    ),
     "keras_inception InceptionResNetV2": keras_inception.InceptionResNetV2,
     "keras_inception InceptionV4": keras_inception.InceptionV4,
     "keras_inception InceptionResNetV1": keras_inception.InceptionResNetV1,

@@ -64,8 +64,10 @@ def fit_images_per_second(model, batch, *fit_args, **fit_kwargs):
 
 
 def print_setup(args):
-    print(f"batch {args.batch}, best of {args.rounds} rounds of {args.steps} steps, 299x299, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"batch {args.batch}, best of {args.rounds} rounds of {args.steps} steps, 299x299, "
+        f"{os.cpu_count()} CPUs"
+    )
 
 
 def print_rows(best, policy, references):

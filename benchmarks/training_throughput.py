@@ -20,9 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+import timing
 
 import keras_inception
-import timing
 from keras_inception.training import load_recipe
 from keras_inception.training.trainer import compile_model
 
@@ -55,8 +55,14 @@ def time_policy(policy, images, labels, args):
         model.fit(images[: args.batch], labels[: args.batch], batch_size=args.batch, verbose=0)
     runs = {
         label: functools.partial(
-            timing.fit_images_per_second, model, args.batch, images, labels,
-            batch_size=args.batch, epochs=1, shuffle=False,
+            timing.fit_images_per_second,
+            model,
+            args.batch,
+            images,
+            labels,
+            batch_size=args.batch,
+            epochs=1,
+            shuffle=False,
         )
         for label, model in models.items()
     }

@@ -27,14 +27,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # torch (and the triton it loads) must come before TensorFlow: the other order crashes triton.
+import keras
+import numpy as np
+import timing
 import timm
 import torch
 
-import keras
-import numpy as np
-
 import keras_inception
-import timing
 from keras_inception.training import load_recipe
 from keras_inception.training.trainer import compile_model
 
@@ -42,7 +41,10 @@ CLASSES = 1000
 RECIPE = "inception_resnet_v2_imagenet"
 OURS = {
     "keras_inception InceptionV4": (keras_inception.InceptionV4, "timm inception_v4"),
-    "keras_inception InceptionResNetV2": (keras_inception.InceptionResNetV2, "timm inception_resnet_v2"),
+    "keras_inception InceptionResNetV2": (
+        keras_inception.InceptionResNetV2,
+        "timm inception_resnet_v2",
+    ),
     "keras_inception InceptionResNetV1": (keras_inception.InceptionResNetV1, None),
 }
 POLICIES = ("float32", "mixed_bfloat16")
@@ -56,14 +58,22 @@ def keras_runner(factory, recipe, images, labels, batch, jit_compile):
     compile_model(model, recipe, steps_per_epoch=len(images) // batch)
     model.jit_compile = jit_compile
     return functools.partial(
-        timing.fit_images_per_second, model, batch, images, labels,
-        batch_size=batch, epochs=1, shuffle=False,
+        timing.fit_images_per_second,
+        model,
+        batch,
+        images,
+        labels,
+        batch_size=batch,
+        epochs=1,
+        shuffle=False,
     )
 
 
 def timm_runner(name, recipe, images, labels, batch, bfloat16):
     """The same for a timm network, trained by a plain PyTorch loop with the recipe's method."""
-    model = timm.create_model(name, num_classes=CLASSES, drop_rate=recipe.model.dropout_rate).train()
+    model = timm.create_model(
+        name, num_classes=CLASSES, drop_rate=recipe.model.dropout_rate
+    ).train()
     settings = recipe.optimizer
     optimizer = torch.optim.RMSprop(
         model.parameters(),
@@ -75,8 +85,12 @@ def timm_runner(name, recipe, images, labels, batch, bfloat16):
     )
     average = timm.utils.ModelEmaV3(model, decay=settings.ema_momentum)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.training.label_smoothing)
-    batches = list(zip(torch.from_numpy(images).permute(0, 3, 1, 2).split(batch),
-                       torch.from_numpy(labels).split(batch)))
+    batches = list(
+        zip(
+            torch.from_numpy(images).permute(0, 3, 1, 2).split(batch),
+            torch.from_numpy(labels).split(batch),
+        )
+    )
 
     def step(x, y):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
@@ -127,8 +141,12 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--policies", nargs="+", choices=POLICIES, default=POLICIES)
-    parser.add_argument("--keras-backend", choices=("tensorflow", "torch", "jax"), default="tensorflow")
-    parser.add_argument("--jit-compile", action="store_true", help="compile our training step with XLA")
+    parser.add_argument(
+        "--keras-backend", choices=("tensorflow", "torch", "jax"), default="tensorflow"
+    )
+    parser.add_argument(
+        "--jit-compile", action="store_true", help="compile our training step with XLA"
+    )
     args = parser.parse_args()
     if keras.backend.backend() != args.keras_backend:
         restart_on_backend(args.keras_backend)
@@ -138,8 +156,10 @@ def main():
     classes = rng.integers(0, CLASSES, len(images))
 
     timing.print_setup(args)
-    print(f"ours: Keras {keras.__version__} on {keras.backend.backend()}"
-          f"{' with XLA' if args.jit_compile else ''}; timm {timm.__version__}, torch {torch.__version__}")
+    print(
+        f"ours: Keras {keras.__version__} on {keras.backend.backend()}"
+        f"{' with XLA' if args.jit_compile else ''}; timm {timm.__version__}, torch {torch.__version__}"
+    )
     print(f"{timing.HEADER} {'ours / timm':>22}")
     for policy in args.policies:
         time_policy(policy, recipe, images, classes, args)

@@ -31,8 +31,12 @@ def draw(axes, image, boxes, title):
     for index, box in enumerate(box for box in boxes if not box.mirrored):
         axes.add_patch(
             Rectangle(
-                (box.x0, box.y0), box.x1 - box.x0, box.y1 - box.y0,
-                fill=False, linewidth=2, edgecolor=COLOURS[index % len(COLOURS)],
+                (box.x0, box.y0),
+                box.x1 - box.x0,
+                box.y1 - box.y0,
+                fill=False,
+                linewidth=2,
+                edgecolor=COLOURS[index % len(COLOURS)],
             )
         )
     axes.set_title(title, fontsize=9)
@@ -53,7 +57,12 @@ def main():
     # (6 crops, each with its mirror) are those of the first square.
     for axes, scale in zip(grid[1], GoogLeNetCrops().scales):
         boxes = GoogLeNetCrops(scales=(scale,)).boxes(size, INPUT_SIZE)[:12]
-        draw(axes, image, boxes, f'"144", scale {scale * 224:.0f}/224: the 6 crops of the left square')
+        draw(
+            axes,
+            image,
+            boxes,
+            f'"144", scale {scale * 224:.0f}/224: the 6 crops of the left square',
+        )
     figure.suptitle(
         f"Crop boxes for a {size[1]}x{size[0]} image and a 299x299 input (each box is also taken "
         "mirrored)",

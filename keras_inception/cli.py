@@ -39,11 +39,16 @@ def _reports_bad_input(handler):
 def _add_model_arguments(parser):
     """--model (repeatable: several make an ensemble) and --weights, shared by evaluate and predict."""
     parser.add_argument(
-        "--model", action="append", required=True, metavar="FILE.keras",
+        "--model",
+        action="append",
+        required=True,
+        metavar="FILE.keras",
         help="a saved Keras model; repeat the option to average several as an ensemble",
     )
     parser.add_argument(
-        "--weights", type=_numbers(float), metavar="W1,W2,...",
+        "--weights",
+        type=_numbers(float),
+        metavar="W1,W2,...",
         help="ensemble weights, one per --model (default: equal)",
     )
 
@@ -73,7 +78,9 @@ def _numbers(kind):
         try:
             return [kind(item) for item in text.split(",")]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated numbers, got {text!r}"
+            ) from None
 
     return parse
 
@@ -101,16 +108,24 @@ def _add_evaluate(subparsers):
     )
     _add_model_arguments(parser)
     parser.add_argument(
-        "--crops", type=_crop_schemes, default=["single"], metavar="SCHEMES",
+        "--crops",
+        type=_crop_schemes,
+        default=["single"],
+        metavar="SCHEMES",
         help="comma-separated crop schemes among single, 10, 12, 144 (default: single)",
     )
     parser.add_argument(
-        "--data", required=True, metavar="PATH",
+        "--data",
+        required=True,
+        metavar="PATH",
         help="a folder with one subfolder per class, or a TFRecord glob with --source tfrecord",
     )
     parser.add_argument("--source", choices=("folder", "tfrecord"), default="folder")
     parser.add_argument(
-        "--label-offset", type=int, default=0, metavar="N",
+        "--label-offset",
+        type=int,
+        default=0,
+        metavar="N",
         help="subtracted from stored labels: 1 for slim's TFRecords (1..1000) with 1000-class "
         "models, -1 for class folders with slim's 1001-class models",
     )
@@ -154,7 +169,9 @@ def _add_predict(subparsers):
     )
     _add_model_arguments(parser)
     parser.add_argument(
-        "--crops", type=_crop_scheme, default="single",
+        "--crops",
+        type=_crop_scheme,
+        default="single",
         help="crop scheme among single, 10, 12, 144 (default: single)",
     )
     parser.add_argument("--top", type=int, default=5, help="classes to print per image")
@@ -207,25 +224,32 @@ def _add_convert(subparsers):
         "missing, unexpected and wrongly shaped names (the output is then left untouched).",
     )
     parser.add_argument(
-        "source", metavar="SOURCE",
+        "source",
+        metavar="SOURCE",
         help="a TF-slim checkpoint (prefix, .ckpt or folder), a timm or facenet-pytorch state "
         "dict (.safetensors, .pth, .pt, .bin) or a keras.applications Inception-ResNet-v2 .h5",
     )
     parser.add_argument(
-        "architecture", metavar="ARCHITECTURE",
+        "architecture",
+        metavar="ARCHITECTURE",
         help="inception_v4, inception_resnet_v1 or inception_resnet_v2",
     )
     parser.add_argument("output", metavar="OUTPUT.weights.h5")
     parser.add_argument(
-        "--format", dest="source_format", metavar="FORMAT",
+        "--format",
+        dest="source_format",
+        metavar="FORMAT",
         help="slim, pytorch or keras-applications (default: from the file name)",
     )
     parser.add_argument(
-        "--classes", type=int, metavar="N",
+        "--classes",
+        type=int,
+        metavar="N",
         help="1001 keeps slim's background class (default: the source's classes, background dropped)",
     )
     parser.add_argument(
-        "--aux-logits", action="store_true",
+        "--aux-logits",
+        action="store_true",
         help="keep the source's auxiliary head (load with aux_logits=True)",
     )
     parser.set_defaults(handler=_convert)
@@ -236,8 +260,12 @@ def _convert(args):
 
     try:
         model = convert(
-            args.source, args.architecture, args.output, source_format=args.source_format,
-            classes=args.classes, aux_logits=args.aux_logits,
+            args.source,
+            args.architecture,
+            args.output,
+            source_format=args.source_format,
+            classes=args.classes,
+            aux_logits=args.aux_logits,
         )
     except (ValueError, ImportError, OSError) as error:
         print(f"keras-inception convert: {error}", file=sys.stderr)
@@ -259,14 +287,21 @@ def _add_train(subparsers):
         "command again on an unfinished folder resumes from its last finished epoch.",
     )
     parser.add_argument(
-        "recipe", metavar="RECIPE_OR_PATH",
+        "recipe",
+        metavar="RECIPE_OR_PATH",
         help="a bundled recipe name (see `keras-inception recipes`) or a .toml file",
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a recipe key, e.g. optimizer.learning_rate=0.01 (TOML values; repeatable)",
     )
-    parser.add_argument("--output", metavar="DIR", help="the run folder (default: runs/<recipe name>)")
+    parser.add_argument(
+        "--output", metavar="DIR", help="the run folder (default: runs/<recipe name>)"
+    )
     parser.set_defaults(handler=_train)
 
 

@@ -50,7 +50,9 @@ def plot_runs(run_dirs, output):
 
     Each run gets one colour: training solid, validation dashed; the legend names the runs.
     """
-    figure, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.6), layout="constrained")
+    figure, axes = plt.subplots(
+        1, len(PANELS), figsize=(4 * len(PANELS), 3.6), layout="constrained"
+    )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, run_dir in enumerate(run_dirs):
         log = read_log(run_dir)

@@ -68,7 +68,9 @@ def test_outputs_gradients_and_moving_statistics_match_keras(policy, training, a
     assert len(ours_gradients) == len(keras_gradients) == 2 + scale  # inputs, beta, gamma
     for ours_gradient, keras_gradient in zip(ours_gradients, keras_gradients):
         assert_close(ours_gradient, keras_gradient, tolerance)
-    for ours_weight, keras_weight in zip(ours.non_trainable_weights, keras_layer.non_trainable_weights):
+    for ours_weight, keras_weight in zip(
+        ours.non_trainable_weights, keras_layer.non_trainable_weights
+    ):
         assert_close(ours_weight, keras_weight, 1e-6)
     assert np.allclose(ours.moving_mean.numpy(), initial_moving_mean) != training
 

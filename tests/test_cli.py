@@ -6,26 +6,52 @@ import numpy as np
 
 from keras_inception import cli
 
-SHORT = ["--set", "training.epochs=2", "--set", "training.steps_per_epoch=3", "--set", "detector.check_every=2"]
+SHORT = [
+    "--set",
+    "training.epochs=2",
+    "--set",
+    "training.steps_per_epoch=3",
+    "--set",
+    "detector.check_every=2",
+]
 
 
 def test_recipes_lists_one_line_each():
-    result = subprocess.run(["keras-inception", "recipes"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["keras-inception", "recipes"], capture_output=True, text=True, check=True
+    )
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == [
-        "inception_resnet_v1_imagenet", "inception_resnet_v2_imagenet", "inception_v4_imagenet", "quickstart",
+        "inception_resnet_v1_imagenet",
+        "inception_resnet_v2_imagenet",
+        "inception_v4_imagenet",
+        "quickstart",
     ]
 
 
 def test_shortened_quickstart_trains_end_to_end_and_stays_alive(tmp_path, capsys):
     run = tmp_path / "quickstart"
     assert cli.main(["train", "quickstart", *SHORT, "--output", str(run)]) == 0
-    for name in ("recipe.toml", "log.csv", "zero_fraction.csv", "model.keras", "curves.png", "tensorboard"):
+    for name in (
+        "recipe.toml",
+        "log.csv",
+        "zero_fraction.csv",
+        "model.keras",
+        "curves.png",
+        "tensorboard",
+    ):
         assert (run / name).exists(), name
     assert len(list((run / "checkpoints").glob("epoch_*.keras"))) == 2
     log = np.genfromtxt(run / "log.csv", delimiter=",", names=True)
     assert list(log["epoch"]) == [0, 1]
-    assert set(log.dtype.names) >= {"loss", "top1", "top5", "val_top1", "learning_rate", "zero_fraction"}
+    assert set(log.dtype.names) >= {
+        "loss",
+        "top1",
+        "top5",
+        "val_top1",
+        "learning_rate",
+        "zero_fraction",
+    }
     # The detector checked every 2 steps and found a healthy network: no stop, no message.
     checks = np.loadtxt(run / "zero_fraction.csv", delimiter=",", skiprows=1, ndmin=2)
     assert list(checks[:, 0]) == [2, 4, 6]
@@ -48,8 +74,17 @@ def test_a_run_the_detector_stops_exits_non_zero_with_the_reason(tmp_path, capsy
     # A threshold this low calls any ReLU output dead: the detector's path through the command.
     run = tmp_path / "dead"
     status = cli.main(
-        ["train", "quickstart", *SHORT, "--set", "detector.threshold=1e-9", "--set", "detector.patience=1",
-         "--output", str(run)]
+        [
+            "train",
+            "quickstart",
+            *SHORT,
+            "--set",
+            "detector.threshold=1e-9",
+            "--set",
+            "detector.patience=1",
+            "--output",
+            str(run),
+        ]
     )
     assert status == cli.DEAD_NETWORK_STATUS
     error = capsys.readouterr().err
@@ -66,7 +101,9 @@ def test_bad_override_names_the_key(capsys):
 def test_plot_writes_a_png_of_several_runs(tmp_path):
     for name, loss in (("a", 2.0), ("b", 1.5)):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "log.csv").write_text(f"epoch,loss,top1\n0,{loss},0.1\n1,{loss - 1},0.2\n")
+        (tmp_path / name / "log.csv").write_text(
+            f"epoch,loss,top1\n0,{loss},0.1\n1,{loss - 1},0.2\n"
+        )
     output = tmp_path / "both.png"
     assert cli.main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(output)]) == 0
     assert output.read_bytes()[:4] == b"\x89PNG"

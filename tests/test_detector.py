@@ -62,7 +62,15 @@ def test_dying_run_stops_with_its_last_healthy_weights(tmp_path):
     model = build_model(recipe.model, 10)
     killer = KillFinalFeatures(KILL_AT_STEP)
     with pytest.raises(DeadNetworkError) as error:
-        fit(model, recipe, random_batches(), random_batches(1), run_dir=tmp_path, callbacks=[killer], verbose=0)
+        fit(
+            model,
+            recipe,
+            random_batches(),
+            random_batches(1),
+            run_dir=tmp_path,
+            callbacks=[killer],
+            verbose=0,
+        )
 
     checks = np.loadtxt(tmp_path / "zero_fraction.csv", delimiter=",", skiprows=1, ndmin=2)
     steps, fractions = checks[:, 0].astype(int), checks[:, 1]

@@ -163,20 +163,32 @@ def engine_runs(tmp_path_factory):
     two processes of the JAX job together) and shared by the tests that read it; killed, if
     still running, when the module ends."""
     port = _free_loopback_port()
-    job = [*SHORT, "training.steps_per_epoch=2", "cluster.num_processes=2",
-           f'cluster.coordinator_address="127.0.0.1:{port}"']
+    job = [
+        *SHORT,
+        "training.steps_per_epoch=2",
+        "cluster.num_processes=2",
+        f'cluster.coordinator_address="127.0.0.1:{port}"',
+    ]
     scripts = {
-        "mirrored": lambda: [_Run(
-            TWO_LOGICAL_CPUS
-            + COMPARE_WITH_SINGLE_DEVICE.format(overrides=[*SHORT, 'training.distribution="mirrored"'])
-            + TRAIN_THE_RECIPE,
-            {"KERAS_BACKEND": "tensorflow"},
-            tmp_path_factory.mktemp("mirrored_run"),
-        )],
-        "data_parallel": lambda: [_Run(
-            COMPARE_WITH_SINGLE_DEVICE.format(overrides=[*SHORT, 'training.distribution="data_parallel"']),
-            {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
-        )],
+        "mirrored": lambda: [
+            _Run(
+                TWO_LOGICAL_CPUS
+                + COMPARE_WITH_SINGLE_DEVICE.format(
+                    overrides=[*SHORT, 'training.distribution="mirrored"']
+                )
+                + TRAIN_THE_RECIPE,
+                {"KERAS_BACKEND": "tensorflow"},
+                tmp_path_factory.mktemp("mirrored_run"),
+            )
+        ],
+        "data_parallel": lambda: [
+            _Run(
+                COMPARE_WITH_SINGLE_DEVICE.format(
+                    overrides=[*SHORT, 'training.distribution="data_parallel"']
+                ),
+                {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+            )
+        ],
         "job": lambda: [
             _Run(
                 TWO_PROCESS_WORKER.format(overrides=job),
@@ -229,7 +241,10 @@ def test_multi_worker_mirrored_is_refused_with_the_way_forward():
 
 @pytest.mark.parametrize(
     "override, named",
-    [('training.distribution="ring"', "training.distribution"), ('training.lr_scaling="sqrt"', "linear")],
+    [
+        ('training.distribution="ring"', "training.distribution"),
+        ('training.lr_scaling="sqrt"', "linear"),
+    ],
 )
 def test_unknown_settings_name_the_choices(override, named):
     with pytest.raises(RecipeError, match=named):
@@ -329,7 +344,9 @@ def test_mirrored_strategy_on_two_cpu_devices_trains_the_recipe_like_one_device(
     run_dir = run.args[0]
     written = json.loads((run_dir / DISTRIBUTION_FILE).read_text())
     assert (written["engine"], written["replicas"], written["global_batch"]) == ("mirrored", 2, 4)
-    assert written["learning_rate"] == pytest.approx(2 * load_recipe("quickstart").optimizer.learning_rate)
+    assert written["learning_rate"] == pytest.approx(
+        2 * load_recipe("quickstart").optimizer.learning_rate
+    )
     trained = run.printed("TRAINED")
     assert np.isfinite([trained["loss"], trained["val_loss"]]).all()
     assert (run_dir / "model.keras").is_file()

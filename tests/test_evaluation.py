@@ -40,8 +40,12 @@ def box_seen_in(crop):
     """The (y0, x0, y1, x1, mirrored) a crop of a coordinate image was resampled from, assuming
     the crop is an axis-aligned bilinear resampling at pixel centres (which is checked)."""
     rows, cols = crop[:, 0, 0], crop[0, :, 1]
-    np.testing.assert_allclose(crop[..., 0], np.broadcast_to(rows[:, None], crop.shape[:2]), atol=1e-3)
-    np.testing.assert_allclose(crop[..., 1], np.broadcast_to(cols[None, :], crop.shape[:2]), atol=1e-3)
+    np.testing.assert_allclose(
+        crop[..., 0], np.broadcast_to(rows[:, None], crop.shape[:2]), atol=1e-3
+    )
+    np.testing.assert_allclose(
+        crop[..., 1], np.broadcast_to(cols[None, :], crop.shape[:2]), atol=1e-3
+    )
 
     def span(samples):
         low, high = sorted((samples[0], samples[-1]))
@@ -278,9 +282,7 @@ def test_144_crop_memory_does_not_grow_with_the_dataset():
     def peak_memory(count):
         # Images made as they are read, large enough that holding them all would show.
         rng = np.random.default_rng(count)
-        data = (
-            (rng.integers(0, 256, (300, 320, 3), dtype=np.uint8), 0) for _ in range(count)
-        )
+        data = ((rng.integers(0, 256, (300, 320, 3), dtype=np.uint8), 0) for _ in range(count))
         tracemalloc.start()
         evaluate(model, data, crops=("144",), batch_size=36, images_per_step=2)
         peak = tracemalloc.get_traced_memory()[1]
@@ -296,9 +298,15 @@ def test_errors_are_counted_over_the_whole_dataset_and_reported():
     # Image i has a mean brightness that the constant model ignores; labels are chosen so that
     # the model's fixed ranking (3, 2, 1, 0) puts 2 of 5 labels first and all in its top 5.
     model = constant_model([0.1, 0.2, 0.3, 0.4])
-    data = [(np.full((80, 90, 3), 10 * i, np.uint8), label) for i, label in enumerate([3, 0, 3, 1, 2])]
+    data = [
+        (np.full((80, 90, 3), 10 * i, np.uint8), label) for i, label in enumerate([3, 0, 3, 1, 2])
+    ]
     results = evaluate([model, model], data, crops=("single",), images_per_step=2)
-    assert [result.model for result in results] == [model.name, f"{model.name} #2", f"{model.name} + {model.name} #2"]
+    assert [result.model for result in results] == [
+        model.name,
+        f"{model.name} #2",
+        f"{model.name} + {model.name} #2",
+    ]
     for result in results:
         assert (result.images, result.top1_error, result.top5_error) == (5, pytest.approx(0.6), 0.0)
 

@@ -53,31 +53,72 @@ def test_evaluate_prints_a_row_per_model_and_ensemble(saved_models, image_folder
     root, images, labels = image_folder
     status = main(
         [
-            "evaluate", "--model", str(folder / "a.keras"), "--model", str(folder / "b.keras"),
-            "--crops", "single,10", "--data", str(root), "--csv", str(tmp_path / "report.csv"),
+            "evaluate",
+            "--model",
+            str(folder / "a.keras"),
+            "--model",
+            str(folder / "b.keras"),
+            "--crops",
+            "single,10",
+            "--data",
+            str(root),
+            "--csv",
+            str(tmp_path / "report.csv"),
         ]
     )
     assert status == 0
     rows = markdown_rows(capsys.readouterr().out)
     assert [row[:3] for row in rows] == [
-        [model, crops, str(len(images))] for model in ("a", "b", "a + b") for crops in ("single", "10")
+        [model, crops, str(len(images))]
+        for model in ("a", "b", "a + b")
+        for crops in ("single", "10")
     ]
     for crops, (_, _, _, top1, _) in zip(("single", "10"), rows):
         predicted = Ensemble([three]).predict(images, crops).argmax(axis=1)
         assert float(top1) == pytest.approx(100 * np.mean(predicted != labels), abs=0.01)
     with open(tmp_path / "report.csv", newline="") as file:
-        assert [row["model"] for row in csv.DictReader(file)] == ["a", "a", "b", "b", "a + b", "a + b"]
+        assert [row["model"] for row in csv.DictReader(file)] == [
+            "a",
+            "a",
+            "b",
+            "b",
+            "a + b",
+            "a + b",
+        ]
 
 
 def test_evaluate_refuses_bad_options_by_name(saved_models, image_folder, capsys):
     folder, _, _ = saved_models
     root, _, _ = image_folder
     with pytest.raises(SystemExit):
-        main(["evaluate", "--model", str(folder / "a.keras"), "--crops", "single,7", "--data", str(root)])
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(folder / "a.keras"),
+                "--crops",
+                "single,7",
+                "--data",
+                str(root),
+            ]
+        )
     assert "unknown crop scheme '7'" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(folder / "missing.keras"), "--data", str(root)]) == 1
     assert "no such model file: " in capsys.readouterr().err
-    assert main(["evaluate", "--model", str(folder / "a.keras"), "--data", str(root), "--label-offset", "-1"]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(folder / "a.keras"),
+                "--data",
+                str(root),
+                "--label-offset",
+                "-1",
+            ]
+        )
+        == 1
+    )
     assert "label_offset" in capsys.readouterr().err
 
 

@@ -85,7 +85,12 @@ def test_output_shapes_for_every_pooling(factory, size, grid):
     channels = FEATURE_CHANNELS[factory]
     # Depth does not change shapes, so the pooling variants use a small body.
     assert factory(input_shape=shape, classes=10).output_shape == (None, 10)
-    assert factory(include_top=False, input_shape=shape).output_shape == (None, grid, grid, channels)
+    assert factory(include_top=False, input_shape=shape).output_shape == (
+        None,
+        grid,
+        grid,
+        channels,
+    )
     for pooling in ("avg", "max"):
         model = factory(include_top=False, input_shape=shape, pooling=pooling, **TINY[factory])
         assert model.output_shape == (None, channels)
@@ -118,7 +123,9 @@ def test_aux_logits_is_a_second_output(factory):
 
 
 def test_inception_resnet_v1_embedding_head_gives_unit_vectors(images):
-    model = InceptionResNetV1(input_shape=(75, 75, 3), embedding_size=128, **TINY[InceptionResNetV1])
+    model = InceptionResNetV1(
+        input_shape=(75, 75, 3), embedding_size=128, **TINY[InceptionResNetV1]
+    )
     embeddings = model.predict(images, verbose=0)
     assert embeddings.shape == (2, 128)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
@@ -230,7 +237,9 @@ def test_keras_file_round_trip_in_safe_mode(factory, tmp_path, images):
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.models.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(restored.predict(images, verbose=0), model.predict(images, verbose=0))
+    np.testing.assert_array_equal(
+        restored.predict(images, verbose=0), model.predict(images, verbose=0)
+    )
 
 
 # --------------------------------------------------------------------------- other backends
@@ -279,7 +288,10 @@ def test_decode_predictions_for_1000_and_1001_classes():
     scores = np.zeros((1, 1000), "float32")
     scores[0, [1, 2]] = [0.9, 0.1]
     (top,) = keras_inception.decode_predictions(scores, top=2)
-    assert top == [("n01443537", "goldfish", pytest.approx(0.9)), ("n01484850", "great_white_shark", pytest.approx(0.1))]
+    assert top == [
+        ("n01443537", "goldfish", pytest.approx(0.9)),
+        ("n01484850", "great_white_shark", pytest.approx(0.1)),
+    ]
 
     slim = np.zeros((1, 1001), "float32")
     slim[0, 2] = 1.0  # slim's index 2 is class 1 once the background at 0 is dropped

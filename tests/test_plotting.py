@@ -4,7 +4,17 @@ import csv
 
 from keras_inception.plotting import PANELS, plot_runs, read_log
 
-COLUMNS = ["epoch", "learning_rate", "loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "zero_fraction"]
+COLUMNS = [
+    "epoch",
+    "learning_rate",
+    "loss",
+    "top1",
+    "top5",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "zero_fraction",
+]
 
 
 def write_run(folder, epochs, rows_again=()):

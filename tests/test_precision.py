@@ -23,7 +23,12 @@ def test_cpu_precision_follows_the_bfloat16_flags(flags, expected):
 
 @pytest.mark.parametrize(
     ("capability", "expected"),
-    [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"), ((7, 5), "mixed_float16"), ((6, 1), "float32")],
+    [
+        ((9, 0), "mixed_bfloat16"),
+        ((8, 0), "mixed_bfloat16"),
+        ((7, 5), "mixed_float16"),
+        ((6, 1), "float32"),
+    ],
 )
 def test_gpu_precision_follows_the_compute_capability(capability, expected):
     assert precision.gpu_precision(capability) == expected
@@ -31,7 +36,9 @@ def test_gpu_precision_follows_the_compute_capability(capability, expected):
 
 def test_cpu_flags_reads_the_flags_line(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\n")
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\n"
+    )
     assert precision.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
     assert precision.cpu_flags(tmp_path / "missing") == frozenset()
 

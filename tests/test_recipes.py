@@ -16,7 +16,11 @@ from keras_inception.training import RecipeError, bundled_recipes, load_recipe, 
 from keras_inception.training.optimizer import ClipAfterAllReduceRMSprop, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGENET_RECIPES = ["inception_v4_imagenet", "inception_resnet_v1_imagenet", "inception_resnet_v2_imagenet"]
+IMAGENET_RECIPES = [
+    "inception_v4_imagenet",
+    "inception_resnet_v1_imagenet",
+    "inception_resnet_v2_imagenet",
+]
 STEPS_PER_EPOCH = 100
 
 
@@ -69,11 +73,17 @@ def test_the_recipe_optimizer_updates_as_keras_rmsprop_does(momentum):
     for optimizer in (ClipAfterAllReduceRMSprop(**settings), keras.optimizers.RMSprop(**settings)):
         variable = keras.Variable(initial)
         optimizer.build([variable])
-        step = tf.function(lambda gradient: optimizer.apply([gradient], [variable]))
+        step = tf.function(
+            lambda gradient, optimizer=optimizer, variable=variable: optimizer.apply(
+                [gradient], [variable]
+            )
+        )
         for gradient in gradients:
             step(gradient)
         finals.append(variable.numpy())
-        op_types |= {op.type for op in step.get_concrete_function(gradients[0]).graph.get_operations()}
+        op_types |= {
+            op.type for op in step.get_concrete_function(gradients[0]).graph.get_operations()
+        }
     np.testing.assert_allclose(finals[0], finals[1], rtol=1e-6, atol=1e-7)
     assert np.abs(finals[0] - initial).min() > 1e-3  # the steps did move the variable
     assert ("ResourceApplyRMSProp" in op_types) == (momentum > 0)
@@ -86,7 +96,9 @@ def test_a_model_compiled_with_the_recipe_optimizer_loads_after_importing_the_pa
     model.save(path)
     # A fresh interpreter has registered nothing but what `import keras_inception` registers.
     load = f"import keras, keras_inception; keras.models.load_model({str(path)!r}); print('loaded')"
-    result = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", load], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and "loaded" in result.stdout, result.stderr[-2000:]
 
 
@@ -107,7 +119,10 @@ def write(tmp_path, text, name="run.toml"):
         ("[training]\nepochs = 2.5", "training.epochs"),
         ("[training]\nprecision = 'float8'", "training.precision"),
         ("[model]\ndepths = [1, 1]", "model.depths"),
-        ("[model]\nnetwork = 'inception_v4'\nresidual_scale = [0.1, 0.1, 0.1]", "model.residual_scale"),
+        (
+            "[model]\nnetwork = 'inception_v4'\nresidual_scale = [0.1, 0.1, 0.1]",
+            "model.residual_scale",
+        ),
         ("[model]\naux_logits = true\ninput_size = 75", "model.aux_logits"),
         ("[detector]\nthreshold = 1.5", "detector.threshold"),
         ("[data]\nsource = 'floppy'", "source"),
@@ -142,7 +157,7 @@ def test_overrides_take_toml_values_and_plain_text():
             "model.depths=[2, 1, 1]",
             "training.deterministic=true",
             "output=runs/elsewhere",
-            "data.source=\"digits\"",
+            'data.source="digits"',
         ],
     )
     assert recipe.optimizer.learning_rate == 0.01
@@ -176,11 +191,23 @@ def test_wheel_ships_the_recipes(tmp_path):
     """`pip install .` gets the recipes as package data, so they are found by name there too."""
     source = tmp_path / "source"  # a clean copy: no stale build/ folder can supply the files
     shutil.copytree(
-        ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "runs", "*.egg-info", "__pycache__")
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".git", "build", "runs", "*.egg-info", "__pycache__"),
     )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
         check=True,
         cwd=tmp_path,
     )

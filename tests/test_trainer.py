@@ -67,7 +67,9 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert (interrupted / "backup").is_dir() and not (interrupted / "final_weights.npz").exists()
     assert start(interrupted).wait(timeout=600) == 0  # the same command again
 
-    logs = [np.genfromtxt(run / "log.csv", delimiter=",", names=True) for run in (whole, interrupted)]
+    logs = [
+        np.genfromtxt(run / "log.csv", delimiter=",", names=True) for run in (whole, interrupted)
+    ]
     assert list(logs[0]["epoch"]) == list(logs[1]["epoch"]) == [0, 1, 2]
     np.testing.assert_array_equal(logs[0]["loss"], logs[1]["loss"])
     final = [np.load(run / "final_weights.npz") for run in (whole, interrupted)]
@@ -80,12 +82,23 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 # The quickstart through the command line, shortened: 3 epochs of 4 steps, deterministic ops;
 # the detector checks every 2 steps, so its check at step 6 is in the middle of the second epoch.
 TRAIN_COMMAND = [
-    sys.executable, "-m", "keras_inception.cli", "train", "quickstart",
-    *[f"--set={override}" for override in (
-        "model.depths=[0, 0, 1]", "training.batch_size=32", "training.epochs=3",
-        "training.steps_per_epoch=4", "training.deterministic=true",
-        "detector.check_every=2", "detector.probe_size=8",
-    )],
+    sys.executable,
+    "-m",
+    "keras_inception.cli",
+    "train",
+    "quickstart",
+    *[
+        f"--set={override}"
+        for override in (
+            "model.depths=[0, 0, 1]",
+            "training.batch_size=32",
+            "training.epochs=3",
+            "training.steps_per_epoch=4",
+            "training.deterministic=true",
+            "detector.check_every=2",
+            "detector.probe_size=8",
+        )
+    ],
 ]
 MID_SECOND_EPOCH_STEP = 6
 
@@ -96,7 +109,9 @@ def test_killed_train_command_resumes_to_the_same_epochs_and_weights(tmp_path):
     def start(run_dir):
         return subprocess.Popen(
             [*TRAIN_COMMAND, "--output", str(run_dir)],
-            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     uninterrupted, doomed = start(whole), start(interrupted)
@@ -117,11 +132,15 @@ def test_killed_train_command_resumes_to_the_same_epochs_and_weights(tmp_path):
     assert list(log["epoch"]) == [0] and not (interrupted / "model.keras").exists()
     assert start(interrupted).wait(timeout=600) == 0  # the same command again
 
-    logs = [np.genfromtxt(run / "log.csv", delimiter=",", names=True) for run in (whole, interrupted)]
+    logs = [
+        np.genfromtxt(run / "log.csv", delimiter=",", names=True) for run in (whole, interrupted)
+    ]
     assert list(logs[0]["epoch"]) == list(logs[1]["epoch"]) == [0, 1, 2]
     for name in ("loss", "top1", "val_loss"):
         np.testing.assert_array_equal(logs[0][name], logs[1][name])
-    models = [keras.saving.load_model(run / "model.keras", compile=False) for run in (whole, interrupted)]
+    models = [
+        keras.saving.load_model(run / "model.keras", compile=False) for run in (whole, interrupted)
+    ]
     weights = [model.get_weights() for model in models]
     assert len(weights[0]) == len(weights[1]) > 100
     for whole_weight, resumed_weight in zip(*weights):
@@ -132,9 +151,15 @@ def test_killed_train_command_resumes_to_the_same_epochs_and_weights(tmp_path):
 def test_auxiliary_head_is_trained_with_weight_0_4_and_main_metrics():
     recipe = load_recipe(
         "quickstart",
-        ["model.input_size=139", "model.aux_logits=true", "model.depths=[0, 1, 1]",
-         "training.epochs=1", "training.steps_per_epoch=1", "training.batch_size=4",
-         "detector.probe_size=4"],
+        [
+            "model.input_size=139",
+            "model.aux_logits=true",
+            "model.depths=[0, 1, 1]",
+            "training.epochs=1",
+            "training.steps_per_epoch=1",
+            "training.batch_size=4",
+            "detector.probe_size=4",
+        ],
     )
     model = build_model(recipe.model, 10)
     images = np.zeros((4, 139, 139, 3), "float32")
@@ -142,7 +167,9 @@ def test_auxiliary_head_is_trained_with_weight_0_4_and_main_metrics():
     result = fit(model, recipe, dataset, dataset, verbose=0)
     assert model.get_compile_config()["loss_weights"] == [1.0, 0.4]
     assert model.loss[0].get_config()["label_smoothing"] == recipe.training.label_smoothing
-    top1 = [name for name in result.history if name.endswith("top1") and not name.startswith("val_")]
+    top1 = [
+        name for name in result.history if name.endswith("top1") and not name.startswith("val_")
+    ]
     assert top1 == ["Logits__Logits_top1"]  # top-1 and top-5 are the main classifier's
     assert "AuxLogits__Logits_loss" in result.history
 
@@ -160,7 +187,9 @@ def test_weight_decay_is_slims_l2_on_kernels_only():
 
 
 def test_precision_policy_applies_during_the_run_only():
-    recipe = load_recipe("quickstart", ["model.depths=[0, 0, 1]", "training.precision=\"mixed_bfloat16\""])
+    recipe = load_recipe(
+        "quickstart", ["model.depths=[0, 0, 1]", 'training.precision="mixed_bfloat16"']
+    )
     before = keras.mixed_precision.global_policy().name
     with _run_settings(recipe):
         model = build_model(recipe.model, 10)

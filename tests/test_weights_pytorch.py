@@ -15,16 +15,17 @@ import pytest
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch models")
 timm = pytest.importorskip("timm", reason="the parity tests compare with timm's models")
 
+from test_weights import run, write_slim_checkpoint  # noqa: E402
+
 from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, cli  # noqa: E402
 from keras_inception.weights import (  # noqa: E402
     NAMED_WEIGHTS,
     WeightsMismatchError,
     assign_weights,
     read_slim_checkpoint,
-    read_state_dict,
     read_source,
+    read_state_dict,
 )
-from test_weights import run, write_slim_checkpoint  # noqa: E402
 
 # Large enough that every stage keeps a spatial extent (the 8x8 stage is 3x3), small enough for CI.
 SIZE = 139
@@ -56,9 +57,9 @@ def torch_outputs(module, x):
 def assert_close(ours, theirs, relative=1e-4):
     """Equal within `relative` of the largest reference magnitude."""
     error = np.max(np.abs(ours - theirs))
-    assert error <= relative * np.max(
-        np.abs(theirs)
-    ), f"max error {error}, scale {np.max(np.abs(theirs))}"
+    assert error <= relative * np.max(np.abs(theirs)), (
+        f"max error {error}, scale {np.max(np.abs(theirs))}"
+    )
 
 
 def trainable_count(model):

@@ -38,9 +38,7 @@ _COLOUR_ORDERINGS = {
 }
 
 
-def train_preprocessing(
-    image_size, colour_distortion="fast", min_crop_area=0.05, generator=None
-):
+def train_preprocessing(image_size, colour_distortion="fast", min_crop_area=0.05, generator=None):
     """Random Inception crop resized to `image_size`, random horizontal flip, slim's colour
     distortion, then [-1, 1], all drawn from `generator` (a `tf.random.Generator`; default a
     new one in a non-deterministic state)."""

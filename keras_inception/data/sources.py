@@ -331,7 +331,9 @@ def _in_memory_split(payloads, labels, kind):
         if seed is None:
             return tf.data.Dataset.from_tensor_slices((payloads, labels))
         order = stateless_shuffle(tf.range(tf.shape(labels, out_type=tf.int64)[0]), seed)
-        return tf.data.Dataset.from_tensor_slices((tf.gather(payloads, order), tf.gather(labels, order)))
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.gather(payloads, order), tf.gather(labels, order))
+        )
 
     return Split(read, len(labels), kind)
 
@@ -343,7 +345,9 @@ def _shuffle_blocks(dataset, block_size, seed):
 
     def shuffle(index, records):
         size = tf.shape(records[1], out_type=tf.int64)[0]
-        order = stateless_shuffle(tf.range(size), tf.random.experimental.stateless_fold_in(seed, index))
+        order = stateless_shuffle(
+            tf.range(size), tf.random.experimental.stateless_fold_in(seed, index)
+        )
         return tf.nest.map_structure(lambda values: tf.gather(values, order), records)
 
     return dataset.batch(block_size).enumerate().map(shuffle).unbatch()

@@ -148,7 +148,9 @@ def check_scale(scale, scheme):
 def check_image(image):
     """Return `image` if it is one RGB image [H, W, 3], else raise naming its shape."""
     if len(image.shape) != 3 or image.shape[-1] != 3:
-        raise ValueError(f"Expected one RGB image of shape (height, width, 3), got shape {image.shape}.")
+        raise ValueError(
+            f"Expected one RGB image of shape (height, width, 3), got shape {image.shape}."
+        )
     return image
 
 
@@ -186,7 +188,9 @@ def crop(image, boxes, input_size):
     left, right = np.where(mirrored, right, left), np.where(mirrored, left, right)
     # A one-pixel edge border lets samples up to half a pixel outside the image take the edge
     # value, as tf.image.resize does, instead of crop_and_resize's zeros.
-    padded = tf.pad(tf.convert_to_tensor(image)[None], [[0, 0], [1, 1], [1, 1], [0, 0]], "SYMMETRIC")
+    padded = tf.pad(
+        tf.convert_to_tensor(image)[None], [[0, 0], [1, 1], [1, 1], [0, 0]], "SYMMETRIC"
+    )
     return tf.image.crop_and_resize(
         padded,
         np.stack([top, left, bottom, right], axis=1).astype("float32"),

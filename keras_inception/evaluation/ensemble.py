@@ -25,8 +25,12 @@ class Member:
 
     def __init__(self, model, weight=1.0, from_logits=None, name=None):
         if not weight > 0:
-            raise ValueError(f"An ensemble weight must be positive, got {weight!r} for {model.name}.")
-        self.model = keras.Model(model.inputs, model.outputs[0]) if len(model.outputs) > 1 else model
+            raise ValueError(
+                f"An ensemble weight must be positive, got {weight!r} for {model.name}."
+            )
+        self.model = (
+            keras.Model(model.inputs, model.outputs[0]) if len(model.outputs) > 1 else model
+        )
         self.weight = float(weight)
         self.from_logits = returns_logits(model) if from_logits is None else from_logits
         self.name = name or model.name

@@ -56,7 +56,10 @@ def evaluate(models, data, crops=("single",), weights=None, batch_size=32, image
         for scheme in schemes:
             member_probabilities = ensemble.member_probabilities(images, scheme, batch_size)
             if len(rows) > 1:
-                member_probabilities = [*member_probabilities, ensemble.combine(member_probabilities)]
+                member_probabilities = [
+                    *member_probabilities,
+                    ensemble.combine(member_probabilities),
+                ]
             for row, probabilities in zip(rows, member_probabilities):
                 counters[row, scheme.name].update(labels, probabilities)
     return [counter.result(*key) for key, counter in counters.items()]
@@ -91,7 +94,9 @@ def blocks(data, size):
 
 def check_labels(labels, num_classes):
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"Labels must be integer class indices; got {labels.dtype} {labels.shape}.")
+        raise ValueError(
+            f"Labels must be integer class indices; got {labels.dtype} {labels.shape}."
+        )
     bad = labels[(labels < 0) | (labels >= num_classes)]
     if bad.size:
         raise ValueError(

@@ -92,7 +92,9 @@ def check_arguments(
             f"Received: classes={classes}."
         )
     if aux_logits and not include_top:
-        raise ValueError("aux_logits=True needs include_top=True: the auxiliary head is a classifier.")
+        raise ValueError(
+            "aux_logits=True needs include_top=True: the auxiliary head is a classifier."
+        )
 
 
 def _weights_message(named_weights, weights):

@@ -33,9 +33,9 @@ def conv_bn(x, filters, kernel_size, name, strides=1, padding="same"):
     x = layers.Conv2D(
         filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name
     )(x)
-    x = BatchNormalization(
-        scale=False, epsilon=BATCH_NORM_EPSILON, name=scope(name, "BatchNorm")
-    )(x)
+    x = BatchNormalization(scale=False, epsilon=BATCH_NORM_EPSILON, name=scope(name, "BatchNorm"))(
+        x
+    )
     return layers.Activation("relu", name=scope(name, "Relu"))(x)
 
 
@@ -180,7 +180,7 @@ def inception_v4_reduction_b(x, name="Mixed_7a"):
 # --------------------------------------------------------------------------- shared reductions
 
 
-def reduction_a(x, k, l, m, n, name="Mixed_6a"):
+def reduction_a(x, k, l, m, n, name="Mixed_6a"):  # noqa: E741 (the paper's names)
     """The 35x35 -> 17x17 reduction of all three networks (paper figure 7, its k, l, m, n)."""
     branch_0 = conv_bn(x, n, 3, scope(name, "Branch_0", "Conv2d_1a_3x3"), 2, "valid")
     branch_1 = conv_bn(x, k, 1, scope(name, "Branch_1", "Conv2d_0a_1x1"))
@@ -300,7 +300,9 @@ def aux_classifier(x, classes, activation, names):
             f"this input gives {x.shape[1]}x{x.shape[2]}. Use a larger input_shape (at least "
             "about 139x139) or aux_logits=False."
         )
-    x = layers.AveragePooling2D(5, strides=3, padding="valid", name=scope("AuxLogits", pool_name))(x)
+    x = layers.AveragePooling2D(5, strides=3, padding="valid", name=scope("AuxLogits", pool_name))(
+        x
+    )
     x = conv_bn(x, 128, 1, scope("AuxLogits", conv_name))
     x = conv_bn(x, 768, tuple(x.shape[1:3]), scope("AuxLogits", full_conv_name), padding="valid")
     x = layers.Flatten(name=scope("AuxLogits", "Flatten"))(x)

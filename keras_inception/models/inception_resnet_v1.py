@@ -36,7 +36,10 @@ def embedding_head(features, embedding_size, dropout_rate):
         x = layers.Dropout(dropout_rate, name=scope("Logits", "Dropout"))(x)
     x = layers.Dense(embedding_size, use_bias=False, dtype="float32", name="Bottleneck")(x)
     x = layers.BatchNormalization(
-        scale=False, epsilon=BATCH_NORM_EPSILON, dtype="float32", name=scope("Bottleneck", "BatchNorm")
+        scale=False,
+        epsilon=BATCH_NORM_EPSILON,
+        dtype="float32",
+        name=scope("Bottleneck", "BatchNorm"),
     )(x)
     return layers.UnitNormalization(axis=-1, dtype="float32", name="embeddings")(x)
 
@@ -73,12 +76,20 @@ def InceptionResNetV1(
     scales = application.check_residual_scales(residual_scale)
     depths = application.check_depths(depths, (0, 0, 1), "InceptionResNetV1")
     if embedding_size is not None and (
-        isinstance(embedding_size, bool) or not isinstance(embedding_size, int) or embedding_size < 1
+        isinstance(embedding_size, bool)
+        or not isinstance(embedding_size, int)
+        or embedding_size < 1
     ):
-        raise ValueError(f"embedding_size must be a positive integer or None, got {embedding_size!r}.")
+        raise ValueError(
+            f"embedding_size must be a positive integer or None, got {embedding_size!r}."
+        )
     if embedding_size is not None and aux_logits:
-        raise ValueError("aux_logits=True is a classifier aid; it does not combine with embedding_size.")
-    facenet = NAMED_WEIGHTS["inception_resnet_v1"].get(weights) if isinstance(weights, str) else None
+        raise ValueError(
+            "aux_logits=True is a classifier aid; it does not combine with embedding_size."
+        )
+    facenet = (
+        NAMED_WEIGHTS["inception_resnet_v1"].get(weights) if isinstance(weights, str) else None
+    )
     if facenet and include_top and embedding_size != facenet.model_config["embedding_size"]:
         raise ValueError(
             f"weights={weights!r} hold FaceNet's {facenet.model_config['embedding_size']}-d "
@@ -110,4 +121,3 @@ def InceptionResNetV1(
         named_weights=NAMED_WEIGHTS["inception_resnet_v1"],
         top=None if embedding_size is None else top,
     )
-

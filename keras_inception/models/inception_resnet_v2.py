@@ -76,4 +76,3 @@ def InceptionResNetV2(
         aux_names=AUX_NAMES,
         named_weights=NAMED_WEIGHTS["inception_resnet_v2"],
     )
-

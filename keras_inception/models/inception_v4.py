@@ -76,4 +76,3 @@ def InceptionV4(
         aux_names=AUX_NAMES,
         named_weights=NAMED_WEIGHTS["inception_v4"],
     )
-

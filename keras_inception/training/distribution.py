@@ -32,7 +32,7 @@ CLUSTER_ENVIRONMENT = {
 MULTI_WORKER_REFUSAL = (
     "multi_worker_mirrored (tf.distribute.MultiWorkerMirroredStrategy) does not work with "
     "Keras 3's model.fit (keras-team/keras issue 20585). To train on several hosts, use the "
-    "JAX backend (KERAS_BACKEND=jax) with training.distribution = \"data_parallel\" and the "
+    'JAX backend (KERAS_BACKEND=jax) with training.distribution = "data_parallel" and the '
     "[cluster] settings (or the KERAS_DISTRIBUTION_* environment variables): one process per "
     "host; see docs/scaling.md."
 )
@@ -47,12 +47,16 @@ def check_distribution(name):
     if name == "multi_worker_mirrored":
         raise DistributionError(MULTI_WORKER_REFUSAL)
     if name not in DISTRIBUTIONS:
-        raise DistributionError(f"training.distribution must be one of {DISTRIBUTIONS}, got {name!r}.")
+        raise DistributionError(
+            f"training.distribution must be one of {DISTRIBUTIONS}, got {name!r}."
+        )
 
 
 def check_lr_scaling(rule):
     if rule not in LR_SCALING_RULES:
-        raise DistributionError(f"training.lr_scaling must be one of {LR_SCALING_RULES}, got {rule!r}.")
+        raise DistributionError(
+            f"training.lr_scaling must be one of {LR_SCALING_RULES}, got {rule!r}."
+        )
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,9 @@ class ClusterConfig:
 
     def __post_init__(self):
         if self.num_processes is not None and self.num_processes < 1:
-            raise ValueError(f"cluster.num_processes must be at least 1, got {self.num_processes!r}.")
+            raise ValueError(
+                f"cluster.num_processes must be at least 1, got {self.num_processes!r}."
+            )
         if self.process_id is not None and self.process_id < 0:
             raise ValueError(f"cluster.process_id must be >= 0, got {self.process_id!r}.")
 
@@ -81,7 +87,9 @@ class ClusterConfig:
                 try:
                     value = text if name == "coordinator_address" else int(text)
                 except ValueError:
-                    raise DistributionError(f"{variable} must be an integer, got {text!r}.") from None
+                    raise DistributionError(
+                        f"{variable} must be an integer, got {text!r}."
+                    ) from None
             values[name] = value
         return values["coordinator_address"], values["num_processes"], values["process_id"]
 
@@ -245,7 +253,7 @@ def _tensorflow_engine(name):
 
     if name == "data_parallel":
         raise DistributionError(
-            "data_parallel is keras.distribution's (JAX backend); on TensorFlow use \"mirrored\"."
+            'data_parallel is keras.distribution\'s (JAX backend); on TensorFlow use "mirrored".'
         )
     tpus = tf.config.list_physical_devices("TPU")
     if name == "tpu" or (name == "auto" and tpus):
@@ -254,7 +262,9 @@ def _tensorflow_engine(name):
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, tf.errors.OpError) as error:
-            raise DistributionError(f"training.distribution = \"tpu\" but no TPU answered: {error}") from error
+            raise DistributionError(
+                f'training.distribution = "tpu" but no TPU answered: {error}'
+            ) from error
         strategy = tf.distribute.TPUStrategy(resolver)
         return "tpu", strategy, strategy.num_replicas_in_sync
     gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
@@ -269,11 +279,11 @@ def _tensorflow_engine(name):
 def _jax_engine(name, multi_process):
     if name == "mirrored":
         raise DistributionError(
-            "mirrored is TensorFlow's MirroredStrategy; on JAX use \"data_parallel\"."
+            'mirrored is TensorFlow\'s MirroredStrategy; on JAX use "data_parallel".'
         )
     devices = keras.distribution.list_devices()  # the job's accelerators, else its CPU devices
     if name == "tpu" and not devices[0].startswith("tpu"):
-        raise DistributionError(f"training.distribution = \"tpu\" but JAX sees no TPU: {devices}.")
+        raise DistributionError(f'training.distribution = "tpu" but JAX sees no TPU: {devices}.')
     if name == "auto" and not multi_process:
         accelerators = [device for device in devices if not device.startswith("cpu")]
         if len(accelerators) < 2:
@@ -290,4 +300,3 @@ def _single_engine(name, backend):
             "needs the TensorFlow (mirrored, tpu) or JAX (data_parallel, tpu) backend."
         )
     return "single", None, 1
-

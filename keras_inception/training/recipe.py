@@ -129,7 +129,12 @@ class TrainingConfig:
             self.label_smoothing,
         )
         _check(self.weight_decay >= 0, "training.weight_decay", ">= 0", self.weight_decay)
-        _check(self.precision in PRECISIONS, "training.precision", f"one of {PRECISIONS}", self.precision)
+        _check(
+            self.precision in PRECISIONS,
+            "training.precision",
+            f"one of {PRECISIONS}",
+            self.precision,
+        )
         check_distribution(self.distribution)
         check_lr_scaling(self.lr_scaling)
 
@@ -321,7 +326,9 @@ def _toml_value(value):
 def _build(cls, table, *, prefix, source):
     """Fill dataclass `cls` from `table`, converting each value to its field's type."""
     if not isinstance(table, dict):
-        raise RecipeError(f"{source}: {prefix.rstrip('.')} must be a table ([section]), got {table!r}.")
+        raise RecipeError(
+            f"{source}: {prefix.rstrip('.')} must be a table ([section]), got {table!r}."
+        )
     hints = typing.get_type_hints(cls)
     names = [item.name for item in dataclasses.fields(cls)]
     for key in table:

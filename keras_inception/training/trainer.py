@@ -29,13 +29,13 @@ from keras_inception import plotting
 from keras_inception.data import make_datasets
 from keras_inception.models import NETWORKS
 from keras_inception.training import distribution
-from keras_inception.training.optimizer import build_optimizer
 from keras_inception.training.callbacks import (
     DeadNetworkDetector,
     DeadNetworkError,
     EpochSeeds,
     LearningRateLogger,
 )
+from keras_inception.training.optimizer import build_optimizer
 from keras_inception.training.precision import resolve_precision
 from keras_inception.training.recipe import RecipeError, recipe_to_toml
 
@@ -223,7 +223,9 @@ def train(recipe, *, output=None, callbacks=(), verbose="auto"):
             if (run_dir / LOG_FILE).exists():
                 plotting.plot_runs([run_dir], run_dir / CURVES_FILE)
     model.save(run_dir / MODEL_FILE)
-    print(f"Finished: model {run_dir / MODEL_FILE}, curves {run_dir / CURVES_FILE}, log {run_dir / LOG_FILE}.")
+    print(
+        f"Finished: model {run_dir / MODEL_FILE}, curves {run_dir / CURVES_FILE}, log {run_dir / LOG_FILE}."
+    )
     return result
 
 
