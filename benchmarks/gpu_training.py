@@ -2,7 +2,7 @@
 precision, with and without XLA.
 
 The one short, prepared run for a lent GPU machine: batch 64 at 299x299, the
-`inception_resnet_v2_imagenet` recipe's method (our trainer's `compile_model`, then `model.fit`) on
+`inception_resnet_v2_imagenet` recipe's method (our trainer's `compile_for_recipe`, then `model.fit`) on
 one synthetic batch repeated, so that the input pipeline is not what is measured; the steps after
 the first are timed (benchmarks/timing.py). Achieved FLOP/s counts a training step as three
 forward passes (the backward pass does about twice the forward pass's multiply-adds) of
@@ -27,7 +27,7 @@ import keras_inception
 from keras_inception.models import forward_flops
 from keras_inception.training import load_recipe
 from keras_inception.training.precision import resolve_precision
-from keras_inception.training.trainer import compile_model
+from keras_inception.training.trainer import compile_for_recipe
 
 CLASSES = 1000
 RECIPE = "inception_resnet_v2_imagenet"
@@ -49,7 +49,7 @@ def measure(policy, xla, args, recipe):
         classes=CLASSES,
         dropout_rate=recipe.model.dropout_rate,
     )
-    compile_model(model, recipe, steps_per_epoch=args.steps)
+    compile_for_recipe(model, recipe, steps_per_epoch=args.steps)
     model.jit_compile = xla
     batches = synthetic_batches(args.batch, args.size)
     model.fit(batches, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)  # trace, compile, warm up

@@ -20,15 +20,13 @@ import keras
 import numpy as np
 import timing
 
-import keras_inception
+from keras_inception.models import networks
 
 MODELS = {
     "keras.applications InceptionResNetV2": lambda: keras.applications.InceptionResNetV2(
         weights=None
     ),
-    "keras_inception InceptionResNetV2": keras_inception.InceptionResNetV2,
-    "keras_inception InceptionV4": keras_inception.InceptionV4,
-    "keras_inception InceptionResNetV1": keras_inception.InceptionResNetV1,
+    **{f"keras_inception {spec.factory.__name__}": spec.factory for spec in networks()},
 }
 REFERENCE = "keras.applications InceptionResNetV2"
 

@@ -1,7 +1,7 @@
 """Training images/s at 299x299: our three networks, compiled the paper's way by our trainer,
 beside a plain `model.fit` on keras.applications.InceptionResNetV2.
 
-Ours are compiled by `keras_inception.training.trainer.compile_model` with the
+Ours are compiled by `keras_inception.training.trainer.compile_for_recipe` with the
 `inception_resnet_v2_imagenet` recipe's method (RMSProp with the weight average, global clipping,
 label smoothing, L2 weight decay; the auxiliary head off, as keras.applications has none), so the
 ratio includes what the method costs per step. keras.applications gets RMSProp and cross-entropy,
@@ -22,17 +22,13 @@ import keras
 import numpy as np
 import timing
 
-import keras_inception
+from keras_inception.models import networks
 from keras_inception.training import load_recipe
-from keras_inception.training.trainer import compile_model
+from keras_inception.training.trainer import compile_for_recipe
 
 CLASSES = 1000
 REFERENCE = "keras.applications InceptionResNetV2"
-OURS = {
-    "keras_inception InceptionResNetV2": keras_inception.InceptionResNetV2,
-    "keras_inception InceptionV4": keras_inception.InceptionV4,
-    "keras_inception InceptionResNetV1": keras_inception.InceptionResNetV1,
-}
+OURS = {f"keras_inception {spec.factory.__name__}": spec.factory for spec in networks()}
 
 
 def build_models(steps_per_epoch):
@@ -42,7 +38,7 @@ def build_models(steps_per_epoch):
     models = {REFERENCE: reference}
     for label, factory in OURS.items():
         model = factory(classes=CLASSES)
-        compile_model(model, recipe, steps_per_epoch)
+        compile_for_recipe(model, recipe, steps_per_epoch)
         models[label] = model
     return models
 

@@ -4,7 +4,7 @@ inception_v4 and inception_resnet_v2 trained the same way in PyTorch, on the sam
 A step is forward, backward and optimizer update, with the `inception_resnet_v2_imagenet`
 recipe's method on both sides: label-smoothed cross-entropy, L2 weight decay, RMSProp (rho 0.9,
 momentum 0.9, epsilon 1.0), global gradient clipping and the weight average. Ours are compiled by
-`keras_inception.training.trainer.compile_model` and run through `model.fit`, as `train` does;
+`keras_inception.training.trainer.compile_for_recipe` and run through `model.fit`, as `train` does;
 timm's models use `torch.optim.RMSprop`, `clip_grad_norm_` and `timm.utils.ModelEmaV3` in a plain
 loop. float32, then bf16: Keras's `mixed_bfloat16` policy against `torch.autocast` in bfloat16.
 The models are timed in alternating rounds and the best round of each is kept (benchmarks/timing.py).
@@ -33,29 +33,29 @@ import timing
 import timm
 import torch
 
-import keras_inception
+from keras_inception.models import networks
 from keras_inception.training import load_recipe
-from keras_inception.training.trainer import compile_model
+from keras_inception.training.trainer import compile_for_recipe
 
 CLASSES = 1000
 RECIPE = "inception_resnet_v2_imagenet"
+# Each registered network, beside timm's model of the same name where timm has one.
 OURS = {
-    "keras_inception InceptionV4": (keras_inception.InceptionV4, "timm inception_v4"),
-    "keras_inception InceptionResNetV2": (
-        keras_inception.InceptionResNetV2,
-        "timm inception_resnet_v2",
-    ),
-    "keras_inception InceptionResNetV1": (keras_inception.InceptionResNetV1, None),
+    f"keras_inception {spec.factory.__name__}": (
+        spec.factory,
+        f"timm {spec.name}" if timm.is_model(spec.name) else None,
+    )
+    for spec in networks()
 }
 POLICIES = ("float32", "mixed_bfloat16")
-TIMM = {"timm inception_v4": "inception_v4", "timm inception_resnet_v2": "inception_resnet_v2"}
+TIMM = {reference: reference.removeprefix("timm ") for _, reference in OURS.values() if reference}
 
 
 def keras_runner(factory, recipe, images, labels, batch, jit_compile):
     """A function that trains a fresh network of ours for one pass over `images` and returns the
     images/s of its steps after the first (benchmarks/timing.py)."""
     model = factory(classes=CLASSES, dropout_rate=recipe.model.dropout_rate)
-    compile_model(model, recipe, steps_per_epoch=len(images) // batch)
+    compile_for_recipe(model, recipe, steps_per_epoch=len(images) // batch)
     model.jit_compile = jit_compile
     return functools.partial(
         timing.fit_images_per_second,

@@ -8,8 +8,21 @@ from keras_inception.models import (
     InceptionResNetV2,
     InceptionV4,
     ResidualScale,
+    feature_model,
+    registry,
 )
 from keras_inception.training import optimizer as _registers_the_training_optimizer  # noqa: F401
+
+
+def _load_pretrained(model, spec, name):
+    """The factories' `weights="imagenet"`: the converters load on first use, so that importing
+    the package for a model does not import them (and the models never import the converters)."""
+    from keras_inception.weights import load_pretrained
+
+    return load_pretrained(model, spec, name)
+
+
+registry.set_pretrained_loader(_load_pretrained)
 
 __version__ = "0.1.0"
 
@@ -19,6 +32,7 @@ __all__ = [
     "InceptionV4",
     "ResidualScale",
     "decode_predictions",
+    "feature_model",
     "fit",
     "preprocess_input",
     "train",

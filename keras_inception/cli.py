@@ -22,16 +22,33 @@ def main(argv=None):
     return args.handler(args)
 
 
-def _reports_bad_input(handler):
-    """Turn a bad-input error (ValueError, OSError) of `handler` into one line and status 1."""
+# Exit statuses (2 is argparse's, for a command line it cannot parse).
+BAD_INPUT_STATUS = 1  # a bad setting, or a file that is missing or unreadable
+DEAD_NETWORK_STATUS = 3  # the dead-network detector stopped the run
+MISSING_DEPENDENCY_STATUS = 4  # an optional package the command needs is not installed
+
+
+def _reports_errors(handler):
+    """Run `handler`, turning the package's errors into one line on stderr and an exit status:
+    the only place that maps errors to statuses, used by every subcommand."""
 
     @functools.wraps(handler)
     def run(args):
+        from keras_inception.errors import DeadNetworkError
+
         try:
             return handler(args)
+        except DeadNetworkError as error:
+            status = DEAD_NETWORK_STATUS
+            message = error
+        except ImportError as error:
+            status = MISSING_DEPENDENCY_STATUS
+            message = error
         except (ValueError, OSError) as error:
-            print(f"keras-inception {args.command}: {error}", file=sys.stderr)
-            return 1
+            status = BAD_INPUT_STATUS
+            message = error
+        print(f"keras-inception {args.command}: {message}", file=sys.stderr)
+        return status
 
     return run
 
@@ -135,7 +152,7 @@ def _add_evaluate(subparsers):
     parser.set_defaults(handler=_evaluate)
 
 
-@_reports_bad_input
+@_reports_errors
 def _evaluate(args):
     from keras_inception.data import DataConfig, SkipCounter, load_raw
     from keras_inception.evaluation import evaluate, markdown_table, write_csv
@@ -179,7 +196,7 @@ def _add_predict(subparsers):
     parser.set_defaults(handler=_predict)
 
 
-@_reports_bad_input
+@_reports_errors
 def _predict(args):
     import numpy as np
 
@@ -232,7 +249,7 @@ def _add_convert(subparsers):
     parser.add_argument(
         "architecture",
         metavar="ARCHITECTURE",
-        help="inception_v4, inception_resnet_v1 or inception_resnet_v2",
+        help="the network the weights are for (`keras-inception networks` lists them)",
     )
     parser.add_argument("output", metavar="OUTPUT.weights.h5")
     parser.add_argument(
@@ -255,27 +272,20 @@ def _add_convert(subparsers):
     parser.set_defaults(handler=_convert)
 
 
+@_reports_errors
 def _convert(args):
     from keras_inception.weights import convert
 
-    try:
-        model = convert(
-            args.source,
-            args.architecture,
-            args.output,
-            source_format=args.source_format,
-            classes=args.classes,
-            aux_logits=args.aux_logits,
-        )
-    except (ValueError, ImportError, OSError) as error:
-        print(f"keras-inception convert: {error}", file=sys.stderr)
-        return 1
+    model = convert(
+        args.source,
+        args.architecture,
+        args.output,
+        source_format=args.source_format,
+        classes=args.classes,
+        aux_logits=args.aux_logits,
+    )
     print(f"Wrote {args.output}: {model.name}, {model.count_params():,} weights.")
     return 0
-
-
-# Exit status of a run the dead-network detector stopped (1 is bad input).
-DEAD_NETWORK_STATUS = 3
 
 
 def _add_train(subparsers):
@@ -305,16 +315,11 @@ def _add_train(subparsers):
     parser.set_defaults(handler=_train)
 
 
-@_reports_bad_input
+@_reports_errors
 def _train(args):
-    from keras_inception.training import DeadNetworkError, load_recipe, train
+    from keras_inception.training import load_recipe, train
 
-    recipe = load_recipe(args.recipe, args.overrides)
-    try:
-        train(recipe, output=args.output)
-    except DeadNetworkError as error:
-        print(f"keras-inception train: {error}", file=sys.stderr)
-        return DEAD_NETWORK_STATUS
+    train(load_recipe(args.recipe, args.overrides), output=args.output)
     return 0
 
 
@@ -330,7 +335,7 @@ def _add_plot(subparsers):
     parser.set_defaults(handler=_plot)
 
 
-@_reports_bad_input
+@_reports_errors
 def _plot(args):
     from keras_inception.plotting import plot_runs
 
@@ -348,6 +353,7 @@ def _add_recipes(subparsers):
     parser.set_defaults(handler=_recipes)
 
 
+@_reports_errors
 def _recipes(args):
     from keras_inception.training import bundled_recipes, load_recipe
 
@@ -358,7 +364,38 @@ def _recipes(args):
     return 0
 
 
-SUBCOMMANDS = [_add_evaluate, _add_predict, _add_convert, _add_train, _add_plot, _add_recipes]
+def _add_networks(subparsers):
+    parser = subparsers.add_parser(
+        "networks",
+        help="list the networks and their published weights",
+        description="List the registered networks, one line each, with the names their "
+        "published weights go by (`weights=NAME`) and the input those weights expect.",
+    )
+    parser.set_defaults(handler=_networks)
+
+
+@_reports_errors
+def _networks(args):
+    from keras_inception.models import networks
+
+    for spec in networks():
+        weights = ", ".join(
+            f"{name} ({pretrained.input_size}x{pretrained.input_size}, {pretrained.preprocessing})"
+            for name, pretrained in spec.weights.items()
+        )
+        print(f"{spec.name:<20} {spec.title}; weights: {weights}")
+    return 0
+
+
+SUBCOMMANDS = [
+    _add_evaluate,
+    _add_predict,
+    _add_convert,
+    _add_train,
+    _add_plot,
+    _add_recipes,
+    _add_networks,
+]
 
 
 if __name__ == "__main__":

@@ -15,6 +15,12 @@ NUM_CLASSES = 1000
 BACKGROUND = ("background", "background")
 
 
+def scale_pixels(x):
+    """[0, 255] -> [-1, 1], the inputs the three networks were trained on: the package's one
+    pixel scaling, for float arrays or tensors of any kind (tf.data pipelines included)."""
+    return x / 127.5 - 1.0
+
+
 def preprocess_input(x, data_format=None):
     """Scale RGB pixels in [0, 255] to [-1, 1], the "tf" mode of keras.applications.
 
@@ -23,8 +29,8 @@ def preprocess_input(x, data_format=None):
     """
     del data_format
     if isinstance(x, np.ndarray):
-        return x.astype("float32") / 127.5 - 1.0
-    return ops.cast(x, "float32") / 127.5 - 1.0
+        return scale_pixels(x.astype("float32"))
+    return scale_pixels(ops.cast(x, "float32"))
 
 
 @functools.cache

@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 
-LOG_FILE = "log.csv"
+from keras_inception.run_folder import RunFolder  # noqa: E402
+
 # (panel title, metric in log.csv); each is drawn for training and, where logged, validation.
 PANELS = (
     ("loss", "loss"),
@@ -23,7 +24,7 @@ PANELS = (
 def read_log(run_dir):
     """A run's `log.csv` as {column: list of floats}, one entry per epoch (for an epoch logged
     twice, because a run resumed after it was logged, the later row wins)."""
-    with open(Path(run_dir) / LOG_FILE, newline="") as file:
+    with open(RunFolder(run_dir).log_file, newline="") as file:
         rows = {int(row["epoch"]): row for row in csv.DictReader(file)}
     epochs = sorted(rows)
     columns = {"epoch": [epoch + 1 for epoch in epochs]}

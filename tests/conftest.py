@@ -1,4 +1,5 @@
-"""Shared test set-up: quiet TensorFlow logs, import order, small fixtures."""
+"""Shared test set-up: quiet TensorFlow logs, import order, small fixtures (the helpers they
+use are in helpers.py)."""
 
 import importlib.util
 import os
@@ -11,11 +12,11 @@ for _module in ("torch", "triton"):
     if importlib.util.find_spec(_module) is not None:
         importlib.import_module(_module)
 
-import numpy as np
+import helpers
 import pytest
 
 
 @pytest.fixture
 def images():
     """Two deterministic 75x75 RGB images already scaled to [-1, 1]."""
-    return np.random.default_rng(0).uniform(-1, 1, (2, 75, 75, 3)).astype("float32")
+    return helpers.images()

@@ -3,6 +3,7 @@
 import subprocess
 
 import numpy as np
+import pytest
 
 from keras_inception import cli
 
@@ -16,6 +17,7 @@ SHORT = [
 ]
 
 
+@pytest.mark.subprocess
 def test_recipes_lists_one_line_each():
     result = subprocess.run(
         ["keras-inception", "recipes"], capture_output=True, text=True, check=True
@@ -29,6 +31,7 @@ def test_recipes_lists_one_line_each():
     ]
 
 
+@pytest.mark.slow
 def test_shortened_quickstart_trains_end_to_end_and_stays_alive(tmp_path, capsys):
     run = tmp_path / "quickstart"
     assert cli.main(["train", "quickstart", *SHORT, "--output", str(run)]) == 0
@@ -70,6 +73,7 @@ def test_shortened_quickstart_trains_end_to_end_and_stays_alive(tmp_path, capsys
     assert "different recipe" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_run_the_detector_stops_exits_non_zero_with_the_reason(tmp_path, capsys):
     # A threshold this low calls any ReLU output dead: the detector's path through the command.
     run = tmp_path / "dead"

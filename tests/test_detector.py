@@ -56,6 +56,7 @@ class KillFinalFeatures(keras.callbacks.Callback):
             beta.assign(np.full(beta.shape, -1e3, "float32"))
 
 
+@pytest.mark.slow
 def test_dying_run_stops_with_its_last_healthy_weights(tmp_path):
     keras.utils.set_random_seed(0)
     recipe = tiny_recipe()

@@ -22,9 +22,8 @@ import pytest
 
 from keras_inception.data import DataConfig
 from keras_inception.data.sources import open_source
-from keras_inception.training import RecipeError, load_recipe
+from keras_inception.training import RecipeError, RunFolder, load_recipe
 from keras_inception.training.distribution import (
-    DISTRIBUTION_FILE,
     DistributionError,
     Placement,
     resolve,
@@ -281,8 +280,9 @@ def test_global_batch_learning_rate_and_steps_follow_the_replicas(tmp_path, rule
     assert placement.shard == (2, 1)
     recipe = load_recipe("quickstart")
     assert placement.scaled(recipe).optimizer.learning_rate == placement.learning_rate
-    placement.write(tmp_path, steps_per_epoch=5)
-    written = json.loads((tmp_path / DISTRIBUTION_FILE).read_text())
+    run = RunFolder(tmp_path)
+    run.write_distribution(placement.describe(steps_per_epoch=5))
+    written = json.loads(run.distribution_file.read_text())
     assert written["global_batch"] == 256 and written["learning_rate"] == placement.learning_rate
     assert written["steps_per_epoch"] == 5
 
@@ -336,13 +336,15 @@ def test_shards_hold_every_example_exactly_once(num_shards):
 # ------------------------------------------------------------------------------ devices
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_mirrored_strategy_on_two_cpu_devices_trains_the_recipe_like_one_device(engine_runs):
     (run,) = engine_runs("mirrored")
     result = run.printed()
     assert result["engine"] == "mirrored"
     _assert_steps_like_single_device(result)
     run_dir = run.args[0]
-    written = json.loads((run_dir / DISTRIBUTION_FILE).read_text())
+    written = json.loads(RunFolder(run_dir).distribution_file.read_text())
     assert (written["engine"], written["replicas"], written["global_batch"]) == ("mirrored", 2, 4)
     assert written["learning_rate"] == pytest.approx(
         2 * load_recipe("quickstart").optimizer.learning_rate
@@ -352,10 +354,14 @@ def test_mirrored_strategy_on_two_cpu_devices_trains_the_recipe_like_one_device(
     assert (run_dir / "model.keras").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_mirrored_strategy_evaluates_like_one_device(engine_runs):
     _assert_evaluates_like_single_device(engine_runs("mirrored")[0].printed())
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_jax_data_parallel_on_two_host_devices_trains_like_one_device(engine_runs):
     result = engine_runs("data_parallel")[0].printed()
     assert result["engine"] == "data_parallel"
@@ -363,6 +369,8 @@ def test_jax_data_parallel_on_two_host_devices_trains_like_one_device(engine_run
     _assert_evaluates_like_single_device(result)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_two_processes_form_one_jax_job_each_reading_half_of_each_batch(engine_runs):
     results = [run.printed() for run in engine_runs("job")]
     for result in results:

@@ -9,34 +9,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import TINY_DEPTHS, network_params, randomise
 
 import keras_inception
 from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, ResidualScale
 from keras_inception.models import forward_flops
 
-FACTORIES = [InceptionV4, InceptionResNetV1, InceptionResNetV2]
-TINY = {
-    InceptionV4: dict(depths=(1, 1, 1)),
-    InceptionResNetV1: dict(depths=(1, 1, 1)),
-    InceptionResNetV2: dict(depths=(1, 1, 1)),
-}
-# Channels of the features before global pooling, per network.
-FEATURE_CHANNELS = {InceptionV4: 1536, InceptionResNetV1: 1792, InceptionResNetV2: 1536}
-
-
-def randomize_batch_norm(model, seed=0):
-    """Give every BatchNormalization non-trivial statistics, so that BN is not an identity."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            beta, mean, variance = layer.get_weights()
-            layer.set_weights(
-                [
-                    rng.normal(0, 0.1, beta.shape),
-                    rng.normal(0, 0.1, mean.shape),
-                    rng.uniform(0.5, 1.5, variance.shape),
-                ]
-            )
+TINY = dict(depths=TINY_DEPTHS)
+# Channels of the features before global pooling, per network (slim's, timm's num_features).
+FEATURE_CHANNELS = {"inception_v4": 1536, "inception_resnet_v1": 1792, "inception_resnet_v2": 1536}
 
 
 # --------------------------------------------------------------------------- keras.applications
@@ -56,7 +37,7 @@ def test_keras_applications_weights_load_and_give_the_same_outputs(tmp_path, ima
     reference = keras.applications.InceptionResNetV2(
         weights=None, input_shape=(75, 75, 3), classifier_activation=None
     )
-    randomize_batch_norm(reference)
+    randomise(reference)
     path = str(tmp_path / "keras_applications.weights.h5")
     reference.save_weights(path)
 
@@ -70,62 +51,60 @@ def test_keras_applications_weights_load_and_give_the_same_outputs(tmp_path, ima
 
 def test_weights_of_another_network_are_refused_with_the_file_named(tmp_path):
     path = str(tmp_path / "v4.weights.h5")
-    InceptionV4(input_shape=(75, 75, 3), **TINY[InceptionV4]).save_weights(path)
+    InceptionV4(input_shape=(75, 75, 3), **TINY).save_weights(path)
     with pytest.raises(ValueError, match="v4.weights.h5"):
-        InceptionResNetV2(input_shape=(75, 75, 3), weights=path, **TINY[InceptionResNetV2])
+        InceptionResNetV2(input_shape=(75, 75, 3), weights=path, **TINY)
 
 
 # --------------------------------------------------------------------------- shapes
 
 
-@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("spec", network_params())
 @pytest.mark.parametrize("size, grid", [(299, 8), (75, 1)])
-def test_output_shapes_for_every_pooling(factory, size, grid):
+def test_output_shapes_for_every_pooling(spec, size, grid):
     shape = (size, size, 3)
-    channels = FEATURE_CHANNELS[factory]
+    channels = FEATURE_CHANNELS[spec.name]
     # Depth does not change shapes, so the pooling variants use a small body.
-    assert factory(input_shape=shape, classes=10).output_shape == (None, 10)
-    assert factory(include_top=False, input_shape=shape).output_shape == (
+    assert spec.factory(input_shape=shape, classes=10).output_shape == (None, 10)
+    assert spec.factory(include_top=False, input_shape=shape).output_shape == (
         None,
         grid,
         grid,
         channels,
     )
     for pooling in ("avg", "max"):
-        model = factory(include_top=False, input_shape=shape, pooling=pooling, **TINY[factory])
+        model = spec.factory(include_top=False, input_shape=shape, pooling=pooling, **TINY)
         assert model.output_shape == (None, channels)
 
 
-@pytest.mark.parametrize("factory", FACTORIES)
-def test_forward_pass_at_the_minimum_size(factory, images):
-    model = factory(input_shape=(75, 75, 3), classes=5, **TINY[factory])
+@pytest.mark.parametrize("spec", network_params())
+def test_forward_pass_at_the_minimum_size(spec, images):
+    model = spec.factory(input_shape=(75, 75, 3), classes=5, **TINY)
     probabilities = model.predict(images, verbose=0)
     assert probabilities.shape == (2, 5)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_no_top_accepts_any_size_and_an_input_tensor():
-    model = InceptionResNetV2(include_top=False, pooling="avg", **TINY[InceptionResNetV2])
+    model = InceptionResNetV2(include_top=False, pooling="avg", **TINY)
     assert model.input_shape == (None, None, None, 3)
     features = model.predict(np.zeros((1, 101, 83, 3), "float32"), verbose=0)
     assert features.shape == (1, 1536)
 
     tensor = keras.Input((80, 80, 3))
-    model = InceptionV4(input_tensor=tensor, classes=3, **TINY[InceptionV4])
+    model = InceptionV4(input_tensor=tensor, classes=3, **TINY)
     assert model.inputs[0] is tensor and model.output_shape == (None, 3)
 
 
-@pytest.mark.parametrize("factory", [InceptionV4, InceptionResNetV2])
-def test_aux_logits_is_a_second_output(factory):
-    model = factory(input_shape=(160, 160, 3), classes=7, aux_logits=True, **TINY[factory])
+@pytest.mark.parametrize("spec", network_params())
+def test_aux_logits_is_a_second_output(spec):
+    model = spec.factory(input_shape=(160, 160, 3), classes=7, aux_logits=True, **TINY)
     assert [tuple(shape) for shape in model.output_shape] == [(None, 7), (None, 7)]
     assert model.get_layer("AuxLogits__Conv2d_1b_1x1").output.shape[-1] == 128
 
 
 def test_inception_resnet_v1_embedding_head_gives_unit_vectors(images):
-    model = InceptionResNetV1(
-        input_shape=(75, 75, 3), embedding_size=128, **TINY[InceptionResNetV1]
-    )
+    model = InceptionResNetV1(input_shape=(75, 75, 3), embedding_size=128, **TINY)
     embeddings = model.predict(images, verbose=0)
     assert embeddings.shape == (2, 128)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
@@ -150,18 +129,18 @@ def test_default_depths_give_the_public_block_counts():
 def test_mixed_precision_keeps_float32_outputs(images):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = InceptionResNetV2(input_shape=(75, 75, 3), classes=4, **TINY[InceptionResNetV2])
+        model = InceptionResNetV2(input_shape=(75, 75, 3), classes=4, **TINY)
         assert model.get_layer("Conv2d_1a_3x3").compute_dtype == "bfloat16"
         assert model.predict(images, verbose=0).dtype == np.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.parametrize("factory", FACTORIES)
-def test_forward_flops_agree_with_tensorflows_profiler(factory):
+@pytest.mark.parametrize("spec", network_params())
+def test_forward_flops_agree_with_tensorflows_profiler(spec):
     """Our count from the layers against TensorFlow's own count of the traced graph's
     convolutions and matrix products (its other ops are not what forward_flops counts)."""
-    model = factory(input_shape=(75, 75, 3), **TINY[factory])
+    model = spec.factory(input_shape=(75, 75, 3), **TINY)
     graph = tf.function(model).get_concrete_function(tf.TensorSpec((1, 75, 75, 3))).graph
     builder = tf.compat.v1.profiler.ProfileOptionBuilder
     options = builder(builder.float_operation()).with_empty_output().build()
@@ -211,9 +190,9 @@ def test_inception_v4_refuses_depths_past_slim_naming():
 
 def test_residual_scale_per_block_type_changes_the_output_and_is_saved(tmp_path, images):
     keras.utils.set_random_seed(3)
-    shape = dict(input_shape=(75, 75, 3), classifier_activation=None, **TINY[InceptionResNetV2])
+    shape = dict(input_shape=(75, 75, 3), classifier_activation=None, **TINY)
     base = InceptionResNetV2(residual_scale=(0.17, 0.10, 0.20), **shape)
-    randomize_batch_norm(base)
+    randomise(base)
     weights = str(tmp_path / "base.weights.h5")
     base.save_weights(weights)
     changed = InceptionResNetV2(residual_scale=(0.17, 0.30, 0.20), weights=weights, **shape)
@@ -229,11 +208,11 @@ def test_residual_scale_per_block_type_changes_the_output_and_is_saved(tmp_path,
     assert restored.get_layer("Repeat_1__block17_1__Sum").scale == pytest.approx(0.30)
 
 
-@pytest.mark.parametrize("factory", FACTORIES)
-def test_keras_file_round_trip_in_safe_mode(factory, tmp_path, images):
+@pytest.mark.parametrize("spec", network_params())
+def test_keras_file_round_trip_in_safe_mode(spec, tmp_path, images):
     keras.utils.set_random_seed(5)
-    model = factory(input_shape=(75, 75, 3), classifier_activation=None, **TINY[factory])
-    randomize_batch_norm(model)
+    model = spec.factory(input_shape=(75, 75, 3), classifier_activation=None, **TINY)
+    randomise(model)
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.models.load_model(path, safe_mode=True)
@@ -250,16 +229,21 @@ BACKEND_SCRIPT = textwrap.dedent(
     import keras_inception as ki
     assert keras.backend.backend() == "{backend}"
     x = np.random.default_rng(0).uniform(-1, 1, (1, 75, 75, 3)).astype("float32")
-    for factory in (ki.InceptionV4, ki.InceptionResNetV1, ki.InceptionResNetV2):
-        model = factory(input_shape=(75, 75, 3), classes=3, depths=(1, 1, 1))
+    for spec in ki.models.networks():
+        model = spec.factory(input_shape=(75, 75, 3), classes=3, depths=(1, 1, 1))
         out = keras.ops.convert_to_numpy(model(x))
         assert out.shape == (1, 3) and abs(out.sum() - 1) < 1e-5, out
-        print(factory.__name__, "ok")
+        print(spec.name, "ok")
     """
 )
 
 
-@pytest.mark.parametrize("backend, module", [("jax", "jax"), ("torch", "torch")])
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.parametrize(
+    "backend, module",
+    [("jax", "jax"), pytest.param("torch", "torch", marks=pytest.mark.needs_torch)],
+)
 def test_forward_pass_under_other_backends(backend, module):
     pytest.importorskip(module, reason=f"the {backend} backend needs {module} installed")
     env = {**os.environ, "KERAS_BACKEND": backend}
@@ -271,7 +255,7 @@ def test_forward_pass_under_other_backends(backend, module):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count(" ok") == 3
+    assert result.stdout.count(" ok") == len(network_params())
 
 
 # --------------------------------------------------------------------------- ImageNet helpers

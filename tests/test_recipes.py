@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import keras_inception
 from keras_inception.training import RecipeError, bundled_recipes, load_recipe, recipe_to_toml
-from keras_inception.training.optimizer import ClipAfterAllReduceRMSprop, build_optimizer
+from keras_inception.training.optimizer import GlobalClipFusedRMSprop, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET_RECIPES = [
@@ -70,14 +70,11 @@ def test_the_recipe_optimizer_updates_as_keras_rmsprop_does(momentum):
     gradients = [tf.constant(rng.normal(size=(3, 4)).astype("float32")) for _ in range(3)]
     settings = dict(learning_rate=0.045, rho=0.9, momentum=momentum, epsilon=1.0)
     finals, op_types = [], set()
-    for optimizer in (ClipAfterAllReduceRMSprop(**settings), keras.optimizers.RMSprop(**settings)):
+    for optimizer in (GlobalClipFusedRMSprop(**settings), keras.optimizers.RMSprop(**settings)):
         variable = keras.Variable(initial)
         optimizer.build([variable])
-        step = tf.function(
-            lambda gradient, optimizer=optimizer, variable=variable: optimizer.apply(
-                [gradient], [variable]
-            )
-        )
+        # Called within this iteration only, so the loop variables are the ones meant.
+        step = tf.function(lambda gradient: optimizer.apply([gradient], [variable]))  # noqa: B023
         for gradient in gradients:
             step(gradient)
         finals.append(variable.numpy())
@@ -89,6 +86,7 @@ def test_the_recipe_optimizer_updates_as_keras_rmsprop_does(momentum):
     assert ("ResourceApplyRMSProp" in op_types) == (momentum > 0)
 
 
+@pytest.mark.subprocess
 def test_a_model_compiled_with_the_recipe_optimizer_loads_after_importing_the_package(tmp_path):
     model = keras_inception.InceptionResNetV2(input_shape=(75, 75, 3), depths=(0, 0, 1), classes=3)
     model.compile(optimizer=build_optimizer(load_recipe("quickstart"), STEPS_PER_EPOCH), loss="mse")
@@ -187,6 +185,8 @@ def test_resolved_recipe_reads_back_equal(tmp_path):
     assert load_recipe(path) == recipe
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_wheel_ships_the_recipes(tmp_path):
     """`pip install .` gets the recipes as package data, so they are found by name there too."""
     source = tmp_path / "source"  # a clean copy: no stale build/ folder can supply the files

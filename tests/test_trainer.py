@@ -12,12 +12,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_inception.training import RecipeError, build_model, fit, load_recipe
+from keras_inception.training import (
+    RecipeError,
+    RunFolder,
+    build_model,
+    fit,
+    load_recipe,
+    recipe_to_toml,
+)
 from keras_inception.training.trainer import (
-    _claim_run_folder,
     _run_settings,
     add_weight_decay,
-    compile_model,
+    compile_for_recipe,
 )
 
 # A child process training a tiny network on a fixed-order dataset with deterministic ops; with
@@ -54,6 +60,8 @@ STEPS_PER_EPOCH = 4
 KILL_AT_STEP = 6  # in the middle of the second epoch
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(TRAIN_SCRIPT)
@@ -103,6 +111,8 @@ TRAIN_COMMAND = [
 MID_SECOND_EPOCH_STEP = 6
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_killed_train_command_resumes_to_the_same_epochs_and_weights(tmp_path):
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
 
@@ -193,16 +203,17 @@ def test_precision_policy_applies_during_the_run_only():
     before = keras.mixed_precision.global_policy().name
     with _run_settings(recipe):
         model = build_model(recipe.model, 10)
-        compile_model(model, recipe, steps_per_epoch=10)
+        compile_for_recipe(model, recipe, steps_per_epoch=10)
     assert keras.mixed_precision.global_policy().name == before
     assert model.get_layer("Conv2d_1a_3x3").compute_dtype == "bfloat16"
     assert model.get_layer("Logits__Logits").compute_dtype == "float32"
 
 
 def test_a_run_folder_refuses_another_recipe(tmp_path):
-    _claim_run_folder(tmp_path, load_recipe("quickstart"))
+    run = RunFolder(tmp_path)
+    run.claim(recipe_to_toml(load_recipe("quickstart")))
     saved = (tmp_path / "recipe.toml").read_text()
-    _claim_run_folder(tmp_path, load_recipe("quickstart"))  # the same recipe: resume
+    run.claim(recipe_to_toml(load_recipe("quickstart")))  # the same recipe: resume
     with pytest.raises(RecipeError, match="different recipe"):
-        _claim_run_folder(tmp_path, load_recipe("quickstart", ["optimizer.learning_rate=0.1"]))
+        run.claim(recipe_to_toml(load_recipe("quickstart", ["optimizer.learning_rate=0.1"])))
     assert (tmp_path / "recipe.toml").read_text() == saved

@@ -13,13 +13,13 @@ import h5py
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import images, randomise, run, write_slim_checkpoint
 from keras.src.applications import inception_resnet_v2 as keras_inception_resnet_v2
 from keras.src.legacy.saving import legacy_h5_format
 
 from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, cli
+from keras_inception.models import get_network
 from keras_inception.weights import (
-    NAMED_WEIGHTS,
     Source,
     WeightsMismatchError,
     assign_weights,
@@ -29,49 +29,6 @@ from keras_inception.weights import (
 )
 
 SIZE = 75
-
-
-def write_slim_checkpoint(prefix, tensors):
-    """Write `tensors` (full slim names) as a TF checkpoint, the way slim's Saver names them."""
-    names = sorted(tensors)
-    tf.raw_ops.SaveV2(
-        prefix=str(prefix),
-        tensor_names=names,
-        shape_and_slices=[""] * len(names),
-        tensors=[tf.constant(tensors[name]) for name in names],
-    )
-    return str(prefix)
-
-
-def randomise(model, seed):
-    """Give every weight of a Keras model random values, positive where BN needs a variance."""
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        shape = tuple(variable.shape)
-        if "variance" in variable.name:
-            value = rng.uniform(0.5, 1.5, shape)
-        else:
-            fan_in = np.prod(shape[:-1]) if len(shape) > 1 else 1
-            value = (
-                rng.normal(0, 1 / np.sqrt(fan_in), shape)
-                if len(shape) > 1
-                else rng.normal(0, 0.1, shape)
-            )
-        variable.assign(value.astype("float32"))
-    return model
-
-
-def run(model, x):
-    """The model's outputs in inference mode, as arrays (a direct call: `predict` would trace the
-    whole graph first, which is slower for these one-off calls)."""
-    outputs = model(x, training=False)
-    if isinstance(outputs, (list, tuple)):
-        return [keras.ops.convert_to_numpy(o) for o in outputs]
-    return keras.ops.convert_to_numpy(outputs)
-
-
-def images(size=SIZE, seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (2, size, size, 3)).astype("float32")
 
 
 # ----------------------------------------------------------------------------- the strict matcher
@@ -243,7 +200,7 @@ def test_keras_applications_file_of_another_network_is_refused(tmp_path):
 
 def test_registry_pins_the_keras_applications_file():
     """The URL and md5 of the Inception-ResNet-v2 entry are keras.applications' own."""
-    entry = NAMED_WEIGHTS["inception_resnet_v2"]["imagenet"]
+    entry = get_network("inception_resnet_v2").weights["imagenet"]
     source = inspect.getsource(keras_inception_resnet_v2)
     base, fname = entry.url.rsplit("/", 1)
     assert f'"{fname}"' in source and f'file_hash="{entry.md5}"' in source
@@ -261,12 +218,12 @@ def test_imagenet_weights_download_cache_and_hash(keras_applications_files, tmp_
     served.write_bytes(original.read_bytes())
     (tmp_path / "cache").mkdir()  # Keras falls back to /tmp/.keras for a folder it cannot write
     entry = dataclasses.replace(
-        NAMED_WEIGHTS["inception_resnet_v2"]["imagenet"],
+        get_network("inception_resnet_v2").weights["imagenet"],
         url=served.as_uri(),
         md5=md5(served),
         cache_dir=str(tmp_path / "cache"),
     )
-    monkeypatch.setitem(NAMED_WEIGHTS["inception_resnet_v2"], "imagenet", entry)
+    monkeypatch.setitem(get_network("inception_resnet_v2").weights, "imagenet", entry)
     build = dict(input_shape=(SIZE, SIZE, 3), classifier_activation=None)
 
     model = InceptionResNetV2(weights="imagenet", **build)
@@ -281,7 +238,7 @@ def test_imagenet_weights_download_cache_and_hash(keras_applications_files, tmp_
     served.write_bytes(original.read_bytes())
     (tmp_path / "other_cache").mkdir()
     mismatch = dataclasses.replace(entry, md5="0" * 32, cache_dir=str(tmp_path / "other_cache"))
-    monkeypatch.setitem(NAMED_WEIGHTS["inception_resnet_v2"], "imagenet", mismatch)
+    monkeypatch.setitem(get_network("inception_resnet_v2").weights, "imagenet", mismatch)
     with pytest.raises(ValueError, match="hash does not match"):
         InceptionResNetV2(weights="imagenet", **build)
 
@@ -321,13 +278,13 @@ def test_inception_v4_imagenet_converts_the_slim_tarball_once(tmp_path, monkeypa
         for file in folder.iterdir():
             tar.add(file, arcname=file.name)
     entry = dataclasses.replace(
-        NAMED_WEIGHTS["inception_v4"]["imagenet"],
+        get_network("inception_v4").weights["imagenet"],
         url=archive.as_uri(),
         cache_dir=str(tmp_path / "cache"),
     )
-    monkeypatch.setitem(NAMED_WEIGHTS["inception_v4"], "imagenet", entry)
+    monkeypatch.setitem(get_network("inception_v4").weights, "imagenet", entry)
 
-    x = images(299)
+    x = images(size=299)
     logits, aux = run(full, x)
     model = InceptionV4(weights="imagenet", classifier_activation=None)
     assert (tmp_path / "cache" / "models" / entry.converted_name).exists()

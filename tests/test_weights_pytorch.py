@@ -12,28 +12,30 @@ import keras
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.needs_torch
+
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch models")
 timm = pytest.importorskip("timm", reason="the parity tests compare with timm's models")
 
-from test_weights import run, write_slim_checkpoint  # noqa: E402
+from helpers import images, run, write_slim_checkpoint  # noqa: E402
 
-from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, cli  # noqa: E402
+from keras_inception import InceptionResNetV1, cli  # noqa: E402
+from keras_inception.models import get_network  # noqa: E402
 from keras_inception.weights import (  # noqa: E402
-    NAMED_WEIGHTS,
     WeightsMismatchError,
     assign_weights,
     read_slim_checkpoint,
     read_source,
     read_state_dict,
 )
+from keras_inception.weights.pytorch import LAYOUTS  # noqa: E402
 
 # Large enough that every stage keeps a spatial extent (the 8x8 stage is 3x3), small enough for CI.
 SIZE = 139
-FACTORIES = {"inception_v4": InceptionV4, "inception_resnet_v2": InceptionResNetV2}
-
-
-def images(seed=0):
-    return np.random.default_rng(seed).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype("float32")
+# The networks whose PyTorch layout is timm's (facenet-pytorch's IR-v1 is tested on its own).
+FACTORIES = {
+    name: get_network(name).factory for name, (library, *_) in LAYOUTS.items() if library == "timm"
+}
 
 
 def randomise_batch_norm(module, seed):
@@ -80,7 +82,7 @@ def torch_count_without_gamma(module):
 def timm_model(request):
     torch.manual_seed(0)
     module = randomise_batch_norm(timm.create_model(request.param, pretrained=False), 1)
-    return request.param, module, torch_outputs(module, images())
+    return request.param, module, torch_outputs(module, images(size=SIZE))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +94,7 @@ def converted(timm_model):
 
 def test_timm_logits_match(timm_model, converted):
     _, _, logits = timm_model
-    assert_close(run(converted, images()), logits)
+    assert_close(run(converted, images(size=SIZE)), logits)
 
 
 def test_parameter_count_matches_timm(timm_model, converted):
@@ -134,7 +136,7 @@ def test_slim_checkpoint_from_timm_weights(timm_model, tmp_path):
 
     model = FACTORIES[architecture](input_shape=(SIZE, SIZE, 3), classifier_activation=None)
     assign_weights(model, read_slim_checkpoint(prefix, architecture))
-    assert_close(run(model, images()), logits)
+    assert_close(run(model, images(size=SIZE)), logits)
 
     other = "inception_resnet_v2" if architecture == "inception_v4" else "inception_v4"
     with pytest.raises(WeightsMismatchError, match="missing from the source") as raised:
@@ -151,7 +153,7 @@ def facenet():
     facenet_pytorch = pytest.importorskip("facenet_pytorch", reason="compares with facenet-pytorch")
     torch.manual_seed(2)
     module = randomise_batch_norm(facenet_pytorch.InceptionResnetV1(classify=False), 3)
-    return module, torch_outputs(module, images())
+    return module, torch_outputs(module, images(size=SIZE))
 
 
 def facenet_model():
@@ -163,7 +165,7 @@ def test_facenet_embeddings_match(facenet):
     model = assign_weights(
         facenet_model(), read_state_dict(module.state_dict(), "inception_resnet_v1")
     )
-    assert_close(run(model, images()), embeddings)
+    assert_close(run(model, images(size=SIZE)), embeddings)
     assert trainable_count(model) == torch_count_without_gamma(module)
 
 
@@ -185,23 +187,25 @@ def test_facenet_named_weights_convert_once(facenet, tmp_path, monkeypatch):
     torch.save(module.state_dict(), served)
     (tmp_path / "cache").mkdir()
     entry = dataclasses.replace(
-        NAMED_WEIGHTS["inception_resnet_v1"]["facenet-vggface2"],
+        get_network("inception_resnet_v1").weights["facenet-vggface2"],
         url=served.as_uri(),
         cache_dir=str(tmp_path / "cache"),
     )
-    monkeypatch.setitem(NAMED_WEIGHTS["inception_resnet_v1"], "facenet-vggface2", entry)
+    monkeypatch.setitem(get_network("inception_resnet_v1").weights, "facenet-vggface2", entry)
     build = dict(weights="facenet-vggface2", input_shape=(SIZE, SIZE, 3), embedding_size=512)
 
-    assert_close(run(InceptionResNetV1(**build), images()), embeddings)
+    assert_close(run(InceptionResNetV1(**build), images(size=SIZE)), embeddings)
     assert (tmp_path / "cache" / "models" / entry.converted_name).exists()
     served.unlink()  # later loads read the converted file
     full = InceptionResNetV1(**build)
-    assert_close(run(full, images()), embeddings)
+    assert_close(run(full, images(size=SIZE)), embeddings)
     pooled = keras.Model(full.input, full.get_layer("Logits__AvgPool").output)
     features = InceptionResNetV1(
         weights="facenet-vggface2", include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3)
     )
-    np.testing.assert_allclose(run(features, images()), run(pooled, images()), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        run(features, images(size=SIZE)), run(pooled, images(size=SIZE)), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_convert_command_on_a_facenet_file(facenet, tmp_path):
@@ -213,4 +217,4 @@ def test_convert_command_on_a_facenet_file(facenet, tmp_path):
     output = tmp_path / "facenet.weights.h5"
     assert cli.main(["convert", str(source), "inception_resnet_v1", str(output)]) == 0
     model = InceptionResNetV1(weights=str(output), input_shape=(SIZE, SIZE, 3), embedding_size=512)
-    assert_close(run(model, images()), embeddings)
+    assert_close(run(model, images(size=SIZE)), embeddings)

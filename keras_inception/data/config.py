@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from keras_inception.errors import check, coerce_fields, is_int, is_number
+
 SOURCES = ("digits", "folder", "tfrecord", "tfds")
 COLOUR_DISTORTIONS = ("fast", "full", "none")
 
@@ -44,6 +46,7 @@ class DataConfig:
     min_crop_area: float = 0.05
 
     def __post_init__(self):
+        coerce_fields(self, "DataConfig")
         _check(self.source in SOURCES, "source", f"one of {SOURCES}", self.source)
         _check(
             self.colour_distortion in COLOUR_DISTORTIONS,
@@ -52,20 +55,20 @@ class DataConfig:
             self.colour_distortion,
         )
         _check(
-            self.num_classes is None or _is_int(self.num_classes, minimum=1),
+            self.num_classes is None or is_int(self.num_classes, minimum=1),
             "num_classes",
             "a positive integer or None",
             self.num_classes,
         )
-        _check(_is_int(self.label_offset), "label_offset", "an integer", self.label_offset)
+        _check(is_int(self.label_offset), "label_offset", "an integer", self.label_offset)
         _check(
-            _is_int(self.shuffle_buffer, minimum=1),
+            is_int(self.shuffle_buffer, minimum=1),
             "shuffle_buffer",
             "a positive integer",
             self.shuffle_buffer,
         )
         _check(
-            _is_number(self.min_crop_area) and 0.0 < self.min_crop_area <= 1.0,
+            is_number(self.min_crop_area) and 0.0 < self.min_crop_area <= 1.0,
             "min_crop_area",
             "a number in (0, 1]",
             self.min_crop_area,
@@ -73,17 +76,4 @@ class DataConfig:
 
 
 def _check(valid, field, expected, value):
-    if not valid:
-        raise ValueError(f"DataConfig.{field} must be {expected}, got {value!r}.")
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value, minimum=None):
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and (minimum is None or value >= minimum)
-    )
+    check(valid, f"DataConfig.{field}", expected, value)

@@ -5,6 +5,8 @@ This is the only module that imports keras-cv, so moving to keras-hub touches on
 
 import keras_cv
 
+from keras_inception.keras_internals import set_random_generator
+
 ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 
 
@@ -34,5 +36,5 @@ def inception_crop(image_size, min_area, generator):
         dtype="float32",
     )
     # keras-cv draws the box's position from this generator, the factors above from theirs.
-    layer._random_generator = generator
+    set_random_generator(layer, generator)
     return layer

@@ -8,6 +8,7 @@ generator's state replays the same augmentation.
 import tensorflow as tf
 
 from keras_inception.data.inception_crop import inception_crop
+from keras_inception.imagenet import scale_pixels
 
 EVAL_CROP_FRACTION = 0.875
 
@@ -64,18 +65,24 @@ def train_preprocessing(image_size, colour_distortion="fast", min_crop_area=0.05
         flip_seed, colour_seed = tf.unstack(generator.make_seeds(2), axis=1)
         image = tf.image.stateless_random_flip_left_right(image, flip_seed)
         image = tf.clip_by_value(distort_colour(image, colour_seed), 0.0, 1.0)
-        return _to_signed_unit(image)
+        return scale_pixels(image * 255.0)
 
     return preprocess
 
 
+def central_crop(image, image_size, fraction=EVAL_CROP_FRACTION):
+    """Slim's evaluation crop, the package's one central crop (training's validation,
+    `evaluate --crops single`, `predict`): the central `fraction` of each side, cut at whole
+    pixels, resized bilinearly to `image_size`; float32 in the image's value range."""
+    image = tf.image.central_crop(image, fraction)
+    return tf.image.resize(image, image_size, method="bilinear")  # uint8 in, float out
+
+
 def eval_preprocessing(image_size):
-    """Central crop of 0.875 of each side, bilinear resize to `image_size`, then [-1, 1]."""
+    """`central_crop`, then the [-1, 1] scaling (`scale_pixels`)."""
 
     def preprocess(image):
-        image = tf.image.central_crop(image, EVAL_CROP_FRACTION)
-        image = tf.image.resize(image, image_size, method="bilinear")  # uint8 in, float out
-        return _to_signed_unit(image / 255.0)
+        return scale_pixels(central_crop(image, image_size))
 
     return preprocess
 
@@ -99,8 +106,3 @@ def _chain(names):
         return image
 
     return apply
-
-
-def _to_signed_unit(image):
-    """[0, 1] -> [-1, 1], the scaling of `keras_inception.preprocess_input`."""
-    return image * 2.0 - 1.0

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_inception.data.decoding import ENCODED, PATH, PIXELS
+from keras_inception.errors import require
 
 SPLITS = ("train", "validation")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -195,12 +196,7 @@ class TFDSSource:
     def __init__(self, config):
         if not config.tfds_name:
             raise ValueError("DataConfig.tfds_name is required for source='tfds'.")
-        try:
-            import tensorflow_datasets as tfds
-        except ImportError:
-            raise ValueError(
-                "source='tfds' needs tensorflow-datasets: pip install tensorflow-datasets"
-            ) from None
+        tfds = require("tensorflow_datasets", "source='tfds'", "tensorflow-datasets")
         self._tfds = tfds
         where = f"TFDS dataset {config.tfds_name!r} in data_dir={config.data_dir!r}"
         not_prepared = ValueError(

@@ -19,6 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from keras_inception.data.preprocessing import EVAL_CROP_FRACTION, central_crop
+
 # GoogLeNet resized the shorter side to 256, 288, 320 and 352 for its 224 input; as fractions of
 # the input they carry over to any input size (about 342, 384, 427 and 470 for 299).
 GOOGLENET_SCALES = (256 / 224, 288 / 224, 320 / 224, 352 / 224)
@@ -48,7 +50,11 @@ class CropScheme:
         """The crops of one image (uint8 or float [H, W, 3]): float32 [crops, *input_size, 3] in
         the image's own value range."""
         image = check_image(image)
-        return crop(image, self.boxes(image.shape[:2], input_size), input_size)
+        return self.crop(image, self.boxes(image.shape[:2], input_size), input_size)
+
+    def crop(self, image, boxes, input_size):
+        """Resample `boxes` (some of this scheme's boxes for `image`) to `input_size`."""
+        return crop(image, boxes, input_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +62,7 @@ class CentralCrop(CropScheme):
     """Slim's evaluation crop: the central `fraction` of each side, cut at whole pixels exactly as
     `tf.image.central_crop` does, then resized to the input without keeping the aspect ratio."""
 
-    fraction: float = 0.875
+    fraction: float = EVAL_CROP_FRACTION
 
     name = "single"
 
@@ -69,6 +75,11 @@ class CentralCrop(CropScheme):
         top = int((height - height * self.fraction) / 2)
         left = int((width - width * self.fraction) / 2)
         return (CropBox(top, left, height - top, width - left),)
+
+    def crop(self, image, boxes, input_size):
+        """The one central crop through the same TensorFlow ops as training's validation, so
+        that evaluation and the validation scores of a run agree exactly."""
+        return central_crop(image, input_size, self.fraction)[None]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import operator
 import keras
 import numpy as np
 
-from keras_inception.evaluation.crops import check_image, crop, get_scheme
+from keras_inception.evaluation.crops import check_image, get_scheme
 from keras_inception.imagenet import preprocess_input
 
 
@@ -69,7 +69,7 @@ class Member:
 
 def returns_logits(model):
     """Whether `model` ends in logits (linear activation) rather than softmax probabilities."""
-    layer = model.outputs[0]._keras_history.operation
+    (layer,) = [layer for layer in model.layers if layer.output is model.outputs[0]]
     activation = getattr(layer, "activation", None)
     if isinstance(layer, keras.layers.Softmax) or activation is keras.activations.softmax:
         return False
@@ -95,7 +95,7 @@ def crop_chunks(images, scheme, input_size, batch_size):
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
         parts = [
-            crop(images[index], [box for _, box in group], input_size)
+            scheme.crop(images[index], [box for _, box in group], input_size)
             for index, group in itertools.groupby(chunk, key=operator.itemgetter(0))
         ]
         yield np.concatenate(parts), np.array([index for index, _ in chunk])

@@ -1,11 +1,18 @@
 """The keras.applications conventions shared by the three factories: argument checks, the input,
-the head, and loading weights. Each network file only supplies its body."""
+the head, and loading weights. Each network file supplies its `NetworkSpec` and its body.
 
+`check_arguments` is every check a factory makes, run before anything is built; the recipe calls
+it too, so a recipe is refused for exactly the settings the factory would refuse.
+"""
+
+import dataclasses
 import os
 
 import keras
 from keras import layers
 
+from keras_inception.errors import ConfigError, check, is_int, is_number
+from keras_inception.models import registry
 from keras_inception.models.blocks import aux_classifier, scope
 from keras_inception.models.layers import check_residual_scale
 
@@ -13,6 +20,8 @@ DEFAULT_SIZE = 299
 # Below 75x75 the stride-2 stages of every network reduce the map to nothing.
 MIN_SIZE = 75
 POOLINGS = (None, "avg", "max")
+# The auxiliary head pools the stride-16 map with a 5x5 window.
+AUX_POOL_SIZE = 5
 
 ARGUMENTS_DOC = """include_top: whether to put the ImageNet-style classifier on top.
         weights: `None` (random initialisation), the name of published weights (`"imagenet"`;
@@ -37,30 +46,203 @@ def with_arguments_doc(factory):
     return factory
 
 
-def check_depths(depths, minimums, network):
-    """Return `depths` (blocks in stages A, B, C) as a tuple of ints, each at least its minimum."""
-    if (
-        not isinstance(depths, (tuple, list))
-        or len(depths) != 3
-        or any(isinstance(d, bool) or not isinstance(d, int) for d in depths)
-    ):
-        raise ValueError(f"{network}: depths must be three integers (A, B, C), got {depths!r}.")
-    for stage, depth, minimum in zip("ABC", depths, minimums):
-        if depth < minimum:
-            raise ValueError(
-                f"{network}: depths[{'ABC'.index(stage)}] (stage {stage}) must be at least "
-                f"{minimum}, got {depth}."
+def feature_map_size(side, stride):
+    """The side of the feature map at `stride` (4, 8, 16 or 32) for an input `side`; the three
+    networks shrink alike."""
+    size = (side - 3) // 2 + 1 - 2  # a VALID 3x3 stride-2 conv, then a VALID 3x3 conv
+    size = (size - 3) // 2 + 1 - 2  # stride 4: a VALID 3x3 stride-2 step, then a VALID 3x3 conv
+    for _ in range(stride.bit_length() - 3):  # strides 8, 16, 32: a VALID 3x3 stride-2 step each
+        size = (size - 3) // 2 + 1
+    return size
+
+
+def _smallest_input(stride, size):
+    side = MIN_SIZE
+    while feature_map_size(side, stride) < size:
+        side += 1
+    return side
+
+
+# The smallest input side the auxiliary head accepts.
+MIN_AUX_INPUT_SIZE = _smallest_input(16, AUX_POOL_SIZE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments:
+    """A factory's arguments once checked: `depths` and `residual_scales` are filled in from the
+    network's defaults, `input_shape` from `input_tensor` or the default size."""
+
+    include_top: bool
+    weights: object
+    input_tensor: object
+    input_shape: tuple
+    pooling: str | None
+    classes: int
+    classifier_activation: object
+    name: str | None
+    dropout_rate: float
+    aux_logits: bool
+    depths: tuple[int, int, int]
+    residual_scales: tuple[float, float, float] | None
+    embedding_size: int | None
+
+
+def check_arguments(
+    spec,
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    dropout_rate=0.2,
+    aux_logits=False,
+    depths=None,
+    residual_scale=None,
+    embedding_size=None,
+):
+    """Check a factory's arguments (all of them: a factory passes its `locals()`) for the network
+    `spec` without building anything; return the `Arguments`. Each problem is a `ConfigError`
+    whose `key` is the argument's name."""
+    _check_weights(spec, weights)
+    check(pooling in POOLINGS, "pooling", f"one of {POOLINGS}", pooling)
+    check(is_int(classes, minimum=1), "classes", "a positive integer", classes)
+    check(
+        is_number(dropout_rate) and 0 <= dropout_rate < 1, "dropout_rate", "in [0, 1)", dropout_rate
+    )
+    if aux_logits and not include_top:
+        raise ConfigError(
+            "aux_logits=True needs include_top=True: the auxiliary head is a classifier.",
+            key="aux_logits",
+        )
+    input_shape = _check_input_shape(input_shape, input_tensor, include_top)
+    if aux_logits:
+        _check_aux_input(input_shape)
+    depths = _check_depths(spec, spec.depths if depths is None else depths)
+    scales = _check_residual_scales(spec, residual_scale)
+    _check_embedding(spec, embedding_size, aux_logits)
+    _check_head_fits_weights(spec, weights, include_top, classes, embedding_size)
+    return Arguments(
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name or spec.name,
+        dropout_rate=dropout_rate,
+        aux_logits=aux_logits,
+        depths=depths,
+        residual_scales=scales,
+        embedding_size=embedding_size,
+    )
+
+
+def _check_weights(spec, weights):
+    if weights is None or weights in spec.weights:
+        return
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ConfigError(_weights_message(spec, weights), key="weights")
+    if not os.path.exists(weights):
+        raise ConfigError(_weights_message(spec, weights) + " No such file.", key="weights")
+
+
+def _weights_message(spec, weights):
+    names = "".join(f", '{name}'" for name in spec.weights)
+    return (
+        "The `weights` argument should be either `None` (random initialization)"
+        f"{names}, or the path to the weights file to be loaded. Received: weights={weights!r}."
+    )
+
+
+def _check_input_shape(input_shape, input_tensor, include_top):
+    if input_tensor is not None and input_shape is None:
+        input_shape = tuple(input_tensor.shape[1:])
+    if input_shape is None:
+        input_shape = (DEFAULT_SIZE, DEFAULT_SIZE, 3) if include_top else (None, None, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"input_shape must be (height, width, channels), got {input_shape!r} "
+            f"({len(input_shape)} elements).",
+            key="input_shape",
+        )
+    height, width, channels = input_shape
+    check(channels == 3, "input_shape", "3 channels (RGB)", input_shape)
+    if include_top and (height is None or width is None):
+        raise ConfigError(
+            "include_top=True needs a static input size (the classifier and the auxiliary head are "
+            f"built for one size); got input_shape={input_shape!r}.",
+            key="input_shape",
+        )
+    for side in (height, width):
+        if side is not None and side < MIN_SIZE:
+            raise ConfigError(
+                f"Input size must be at least {MIN_SIZE}x{MIN_SIZE}; "
+                f"got input_shape={input_shape!r}.",
+                key="input_shape",
             )
+    return input_shape
+
+
+def _check_aux_input(input_shape):
+    side = min(input_shape[:2])
+    size = feature_map_size(side, 16)
+    if size < AUX_POOL_SIZE:
+        raise ConfigError(
+            f"aux_logits=True needs the 17x17 stage to be at least {AUX_POOL_SIZE}x"
+            f"{AUX_POOL_SIZE} for the head's pooling; an input of {side} gives {size}x{size}. "
+            f"Use inputs of at least {MIN_AUX_INPUT_SIZE}x{MIN_AUX_INPUT_SIZE}, or "
+            "aux_logits=False.",
+            key="aux_logits",
+        )
+
+
+def _check_depths(spec, depths):
+    """`depths` (blocks in stages A, B, C) as a tuple of ints within the network's limits."""
+    network = spec.factory.__name__
+    if not isinstance(depths, (tuple, list)) or len(depths) != 3 or not all(map(is_int, depths)):
+        raise ConfigError(
+            f"{network}: depths must be three integers (A, B, C), got {depths!r}.", key="depths"
+        )
+    for index, (depth, minimum) in enumerate(zip(depths, spec.min_depths)):
+        if depth < minimum:
+            raise ConfigError(
+                f"{network}: depths[{index}] (stage {'ABC'[index]}) must be at least "
+                f"{minimum}, got {depth}.",
+                key="depths",
+            )
+    if spec.max_depth is not None and max(depths) > spec.max_depth:
+        raise ConfigError(
+            f"{network}: each of depths must be at most {spec.max_depth}, got {tuple(depths)}.",
+            key="depths",
+        )
     return tuple(depths)
 
 
-def check_residual_scales(residual_scale):
-    """Return one scale per block type (A, B, C) from a float or a sequence of three."""
+def _check_residual_scales(spec, residual_scale):
+    """One scale per block type (A, B, C) from a float or three; None for a network without
+    residual blocks (which refuses a scale)."""
+    if not spec.residual:
+        if residual_scale is not None:
+            raise ConfigError(
+                f"{spec.name} has no residual connections: residual_scale must be left out, "
+                f"got {residual_scale!r}.",
+                key="residual_scale",
+            )
+        return None
+    if residual_scale is None:
+        return spec.residual_scales
     if isinstance(residual_scale, (tuple, list)):
         if len(residual_scale) != 3:
-            raise ValueError(
+            raise ConfigError(
                 "residual_scale must be one number or three (for blocks A, B, C), "
-                f"got {residual_scale!r}."
+                f"got {residual_scale!r}.",
+                key="residual_scale",
             )
         return tuple(
             check_residual_scale(value, f"residual_scale[{i}] (block {'ABC'[i]})")
@@ -69,77 +251,62 @@ def check_residual_scales(residual_scale):
     return (check_residual_scale(residual_scale),) * 3
 
 
-def check_arguments(
-    *, weights, include_top, pooling, classes, dropout_rate, aux_logits, named_weights
-):
-    """The checks every factory makes before building anything."""
-    if not (weights is None or weights in named_weights or isinstance(weights, (str, os.PathLike))):
-        raise ValueError(_weights_message(named_weights, weights))
-    if isinstance(weights, (str, os.PathLike)) and weights not in named_weights:
-        if not os.path.exists(weights):
-            raise ValueError(_weights_message(named_weights, weights) + " No such file.")
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be a positive integer, got {classes!r}.")
-    if isinstance(dropout_rate, bool) or not (
-        isinstance(dropout_rate, (int, float)) and 0 <= dropout_rate < 1
-    ):
-        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}.")
-    if weights == "imagenet" and weights in named_weights and include_top and classes != 1000:
-        raise ValueError(
-            'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000. '
-            f"Received: classes={classes}."
+def _check_embedding(spec, embedding_size, aux_logits):
+    if embedding_size is None:
+        return
+    if not spec.embedding:
+        raise ConfigError(
+            f"{spec.name} has no embedding head: embedding_size must be left out, "
+            f"got {embedding_size!r}.",
+            key="embedding_size",
         )
-    if aux_logits and not include_top:
-        raise ValueError(
-            "aux_logits=True needs include_top=True: the auxiliary head is a classifier."
-        )
-
-
-def _weights_message(named_weights, weights):
-    names = "".join(f", '{name}'" for name in named_weights)
-    return (
-        "The `weights` argument should be either `None` (random initialization)"
-        f"{names}, or the path to the weights file to be loaded. Received: weights={weights!r}."
+    check(
+        is_int(embedding_size, minimum=1),
+        "embedding_size",
+        "a positive integer or None",
+        embedding_size,
     )
+    if aux_logits:
+        raise ConfigError(
+            "aux_logits=True is a classifier aid; it does not combine with embedding_size.",
+            key="aux_logits",
+        )
 
 
-def make_input(input_shape, input_tensor, include_top):
-    """Check `input_shape` / `input_tensor` and return the Keras input tensor of the model."""
-    if keras.config.image_data_format() != "channels_last":
-        raise ValueError(
-            "keras_inception builds channels_last models only; "
-            f"keras.config.image_data_format() is {keras.config.image_data_format()!r}."
-        )
-    if input_tensor is not None and input_shape is None:
-        input_shape = tuple(input_tensor.shape[1:])
-    if input_shape is None:
-        input_shape = (DEFAULT_SIZE, DEFAULT_SIZE, 3) if include_top else (None, None, 3)
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3:
-        raise ValueError(
-            f"input_shape must be (height, width, channels), got {input_shape!r} "
-            f"({len(input_shape)} elements)."
-        )
-    height, width, channels = input_shape
-    if channels != 3:
-        raise ValueError(f"input_shape must have 3 channels (RGB), got {input_shape!r}.")
-    if include_top and (height is None or width is None):
-        raise ValueError(
-            "include_top=True needs a static input size (the classifier and the auxiliary head are "
-            f"built for one size); got input_shape={input_shape!r}."
-        )
-    for size in (height, width):
-        if size is not None and size < MIN_SIZE:
-            raise ValueError(
-                f"Input size must be at least {MIN_SIZE}x{MIN_SIZE}; got input_shape={input_shape!r}."
+def _check_head_fits_weights(spec, weights, include_top, classes, embedding_size):
+    """Published weights fill the head they were trained with, or no head (include_top=False)."""
+    pretrained = spec.weights.get(weights) if isinstance(weights, str) else None
+    if pretrained is None or not include_top:
+        return
+    if pretrained.embedding_size is not None:
+        if embedding_size != pretrained.embedding_size:
+            raise ConfigError(
+                f"weights={weights!r} hold FaceNet's {pretrained.embedding_size}-d embedding "
+                "head: pass that embedding_size, or include_top=False. "
+                f"Received: embedding_size={embedding_size!r}.",
+                key="embedding_size",
             )
-    if input_tensor is None:
-        return layers.Input(shape=input_shape)
-    if keras.backend.is_keras_tensor(input_tensor):
-        return input_tensor
-    return layers.Input(tensor=input_tensor, shape=input_shape)
+    elif classes != 1000:
+        raise ConfigError(
+            f'If using `weights="{weights}"` with `include_top=True`, `classes` should be 1000. '
+            f"Received: classes={classes}.",
+            key="classes",
+        )
+
+
+def make_input(args):
+    """The Keras input tensor of the model, from the checked `Arguments`."""
+    if keras.config.image_data_format() != "channels_last":
+        raise ConfigError(
+            "keras_inception builds channels_last models only; "
+            f"keras.config.image_data_format() is {keras.config.image_data_format()!r}.",
+            key="image_data_format",
+        )
+    if args.input_tensor is None:
+        return layers.Input(shape=args.input_shape)
+    if keras.backend.is_keras_tensor(args.input_tensor):
+        return args.input_tensor
+    return layers.Input(tensor=args.input_tensor, shape=args.input_shape)
 
 
 def classifier(x, classes, classifier_activation, dropout_rate):
@@ -161,56 +328,34 @@ def feature_pooling(x, pooling):
     return x
 
 
-def build(
-    body,
-    *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    dropout_rate,
-    aux_logits,
-    aux_names,
-    named_weights=(),
-    top=None,
-):
-    """Check the arguments, run the network's `body` on the input, put the head on and load weights.
+def build(spec, body, args, *, aux_names, top=None):
+    """Run the network's `body` on the input, put the head on and load the weights.
 
-    `body(x)` returns the features before global pooling and the 17x17 features the auxiliary head
-    reads. `top(features)`, when given, replaces the ImageNet classifier (FaceNet's embedding head).
-    `named_weights` maps the names `weights` may take to their `keras_inception.weights.WeightsFile`.
+    `body(x)` returns the features before global pooling and the 17x17 features the auxiliary
+    head reads. `top(features)`, when given, replaces the ImageNet classifier (FaceNet's
+    embedding head).
     """
-    check_arguments(
-        weights=weights,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        dropout_rate=dropout_rate,
-        aux_logits=aux_logits,
-        named_weights=named_weights,
-    )
-    img_input = make_input(input_shape, input_tensor, include_top)
+    img_input = make_input(args)
     features, pre_aux = body(img_input)
-    if not include_top:
-        outputs = feature_pooling(features, pooling)
+    if not args.include_top:
+        outputs = feature_pooling(features, args.pooling)
     elif top is not None:
         outputs = top(features)
     else:
-        outputs = classifier(features, classes, classifier_activation, dropout_rate)
-    if include_top and aux_logits:
-        outputs = [outputs, aux_classifier(pre_aux, classes, classifier_activation, aux_names)]
-    inputs = img_input if input_tensor is None else keras.utils.get_source_inputs(input_tensor)
-    model = keras.Model(inputs, outputs, name=name)
-    if weights in named_weights:
+        outputs = classifier(features, args.classes, args.classifier_activation, args.dropout_rate)
+    if args.include_top and args.aux_logits:
+        aux = aux_classifier(pre_aux, args.classes, args.classifier_activation, aux_names)
+        outputs = [outputs, aux]
+    inputs = (
+        img_input if args.input_tensor is None else keras.utils.get_source_inputs(args.input_tensor)
+    )
+    model = keras.Model(inputs, outputs, name=args.name)
+    if args.weights in spec.weights:
         # Published weights come from other formats: converted strictly, the heads this
         # configuration leaves out (top, auxiliary head) dropped.
-        named_weights[weights].load(model)
-    elif weights is not None:
-        load_weights(model, weights)
+        registry.load_pretrained(model, spec, args.weights)
+    elif args.weights is not None:
+        load_weights(model, args.weights)
     return model
 
 

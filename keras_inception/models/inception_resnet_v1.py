@@ -7,7 +7,7 @@ unscaled C block, and an embedding head (bottleneck dense, BN, L2 normalisation)
 
 from keras import layers
 
-from keras_inception.models import application
+from keras_inception.models import application, registry
 from keras_inception.models.blocks import (
     BATCH_NORM_EPSILON,
     conv_bn,
@@ -15,7 +15,6 @@ from keras_inception.models.blocks import (
     residual_stages,
     scope,
 )
-from keras_inception.weights.registry import NAMED_WEIGHTS
 
 # The C stage counts FaceNet's 5 scaled blocks and its final unscaled `Block8`.
 DEPTHS = (5, 10, 6)
@@ -73,51 +72,61 @@ def InceptionResNetV1(
             embedding head of this size (128, or 512 for the 2018 releases); `classes` and
             `classifier_activation` are then unused.
     """
-    scales = application.check_residual_scales(residual_scale)
-    depths = application.check_depths(depths, (0, 0, 1), "InceptionResNetV1")
-    if embedding_size is not None and (
-        isinstance(embedding_size, bool)
-        or not isinstance(embedding_size, int)
-        or embedding_size < 1
-    ):
-        raise ValueError(
-            f"embedding_size must be a positive integer or None, got {embedding_size!r}."
-        )
-    if embedding_size is not None and aux_logits:
-        raise ValueError(
-            "aux_logits=True is a classifier aid; it does not combine with embedding_size."
-        )
-    facenet = (
-        NAMED_WEIGHTS["inception_resnet_v1"].get(weights) if isinstance(weights, str) else None
-    )
-    if facenet and include_top and embedding_size != facenet.model_config["embedding_size"]:
-        raise ValueError(
-            f"weights={weights!r} hold FaceNet's {facenet.model_config['embedding_size']}-d "
-            "embedding head: pass that embedding_size, or include_top=False. "
-            f"Received: embedding_size={embedding_size!r}."
-        )
+    args = application.check_arguments(SPEC, **locals())  # every argument, checked up front
 
     def body(x):
         x = inception_resnet_stem(x)
         x = conv_bn(x, 256, 3, "Conv2d_4b_3x3", strides=2, padding="valid")
-        return residual_stages(x, depths, scales, BLOCK_WIDTHS, REDUCTION_WIDTHS)
+        return residual_stages(x, args.depths, args.residual_scales, BLOCK_WIDTHS, REDUCTION_WIDTHS)
 
     def top(features):
         return embedding_head(features, embedding_size, dropout_rate)
 
     return application.build(
+        SPEC,
         body,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        name=name,
-        dropout_rate=dropout_rate,
-        aux_logits=aux_logits,
+        args,
         aux_names=AUX_NAMES,
-        named_weights=NAMED_WEIGHTS["inception_resnet_v1"],
         top=None if embedding_size is None else top,
     )
+
+
+FACENET_PYTORCH_RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
+
+
+def _facenet_pytorch_weights(stem):
+    """facenet-pytorch's 512-d models, trained on 160x160 aligned faces scaled by
+    (x - 127.5) / 128."""
+    return registry.PretrainedWeights(
+        url=f"{FACENET_PYTORCH_RELEASE}{stem}.pt",
+        source_format="pytorch",
+        model_config={"embedding_size": 512},
+        converted_name=f"{stem}.weights.h5",
+        input_size=160,
+        crop_fraction=1.0,
+        preprocessing="fixed_standardization",
+    )
+
+
+SPEC = registry.register(
+    registry.NetworkSpec(
+        name="inception_resnet_v1",
+        title="Inception-ResNet-v1",
+        factory=InceptionResNetV1,
+        slim_scope="InceptionResnetV1",
+        residual_scales=RESIDUAL_SCALES,
+        depths=DEPTHS,
+        min_depths=(0, 0, 1),
+        embedding=True,
+        feature_scopes={
+            4: ("Conv2d_4a_3x3",),
+            8: ("Conv2d_4b_3x3", "Repeat"),
+            16: ("Mixed_6a", "Repeat_1"),
+            32: ("Mixed_7a", "Repeat_2", "Block8"),
+        },
+        weights={
+            "facenet-vggface2": _facenet_pytorch_weights("20180402-114759-vggface2"),
+            "facenet-casia": _facenet_pytorch_weights("20180408-102900-casia-webface"),
+        },
+    )
+)

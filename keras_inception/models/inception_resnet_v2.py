@@ -6,7 +6,7 @@ channels before pooling. All released weights are for this version (see docs/arc
 The weighted layers are created in keras.applications' order, so its weight files load as they are.
 """
 
-from keras_inception.models import application
+from keras_inception.models import application, registry
 from keras_inception.models.blocks import (
     conv_bn,
     inception_resnet_stem,
@@ -14,7 +14,6 @@ from keras_inception.models.blocks import (
     max_pool,
     residual_stages,
 )
-from keras_inception.weights.registry import NAMED_WEIGHTS
 
 DEPTHS = (10, 20, 10)
 RESIDUAL_SCALES = (0.17, 0.10, 0.20)
@@ -51,28 +50,49 @@ def InceptionResNetV2(
             per block type (A, B, C), each in (0, 1]. The final C block always uses 1.0.
         depths: blocks per stage (A, B, C), the final unscaled C block included (so C >= 1).
     """
-    scales = application.check_residual_scales(residual_scale)
-    depths = application.check_depths(depths, (0, 0, 1), "InceptionResNetV2")
+    args = application.check_arguments(SPEC, **locals())  # every argument, checked up front
 
     def body(x):
         x = inception_resnet_stem(x)
         x = max_pool(x, "MaxPool_5a_3x3")
         x = inception_resnet_v2_mixed_5b(x)
-        x, pre_aux = residual_stages(x, depths, scales, BLOCK_WIDTHS, REDUCTION_WIDTHS)
+        x, pre_aux = residual_stages(
+            x, args.depths, args.residual_scales, BLOCK_WIDTHS, REDUCTION_WIDTHS
+        )
         return conv_bn(x, 1536, 1, "Conv2d_7b_1x1"), pre_aux
 
     return application.build(
+        SPEC,
         body,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        name=name,
-        dropout_rate=dropout_rate,
-        aux_logits=aux_logits,
+        args,
         aux_names=AUX_NAMES,
-        named_weights=NAMED_WEIGHTS["inception_resnet_v2"],
     )
+
+
+SPEC = registry.register(
+    registry.NetworkSpec(
+        name="inception_resnet_v2",
+        title="Inception-ResNet-v2",
+        factory=InceptionResNetV2,
+        slim_scope="InceptionResnetV2",
+        residual_scales=RESIDUAL_SCALES,
+        depths=DEPTHS,
+        min_depths=(0, 0, 1),
+        feature_scopes={
+            4: ("Conv2d_4a_3x3",),
+            8: ("MaxPool_5a_3x3", "Mixed_5b", "Repeat"),
+            16: ("Mixed_6a", "Repeat_1"),
+            32: ("Conv2d_7b_1x1",),
+        },
+        weights={
+            # keras.applications' file; URL and md5 as in keras/src/applications/
+            # inception_resnet_v2.py (a test checks them against it).
+            "imagenet": registry.PretrainedWeights(
+                url="https://storage.googleapis.com/tensorflow/keras-applications/"
+                "inception_resnet_v2/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5",
+                md5="e693bd0210a403b3192acc6073ad2e96",
+                source_format="keras-applications",
+            ),
+        },
+    )
+)

@@ -3,15 +3,13 @@ norm computed by TensorFlow's fused kernel."""
 
 import keras
 
+from keras_inception.errors import check, is_number
+
 
 def check_residual_scale(scale, what="residual_scale"):
     """Return `scale` as a float, or raise if it is outside the paper's useful range (0, 1]."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise ValueError(f"{what} must be a number in (0, 1], got {scale!r}.")
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(
-            f"{what} must be in (0, 1] (the paper scales residuals by 0.1 to 0.3), got {scale!r}."
-        )
+    check(is_number(scale), what, "a number in (0, 1]", scale)
+    check(0.0 < scale <= 1.0, what, "in (0, 1] (the paper scales residuals by 0.1 to 0.3)", scale)
     return float(scale)
 
 

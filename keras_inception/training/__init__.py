@@ -9,18 +9,22 @@ to) without pulling in tf.data, keras-cv and matplotlib.
 import importlib
 
 _EXPORTS = {
-    "DeadNetworkDetector": "callbacks",
-    "DeadNetworkError": "callbacks",
-    "LearningRateLogger": "callbacks",
-    "Recipe": "recipe",
-    "RecipeError": "recipe",
-    "bundled_recipes": "recipe",
-    "load_recipe": "recipe",
-    "recipe_to_toml": "recipe",
-    "TrainingResult": "trainer",
-    "build_model": "trainer",
-    "fit": "trainer",
-    "train": "trainer",
+    "DeadNetworkDetector": "keras_inception.training.callbacks",
+    "DeadNetworkError": "keras_inception.errors",
+    "LearningRateLogger": "keras_inception.training.callbacks",
+    "Recipe": "keras_inception.training.recipe",
+    "RecipeError": "keras_inception.errors",
+    "RunFolder": "keras_inception.run_folder",
+    "bundled_recipes": "keras_inception.training.recipe",
+    "load_recipe": "keras_inception.training.recipe",
+    "recipe_to_toml": "keras_inception.training.recipe",
+    "TrainingResult": "keras_inception.training.trainer",
+    "build_model": "keras_inception.training.trainer",
+    "compile_for_recipe": "keras_inception.training.trainer",
+    "fit": "keras_inception.training.trainer",
+    "recipe_callbacks": "keras_inception.training.trainer",
+    "steps_per_epoch": "keras_inception.training.trainer",
+    "train": "keras_inception.training.trainer",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -28,5 +32,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,10 +6,6 @@ import numpy as np
 from keras import ops
 
 
-class DeadNetworkError(RuntimeError):
-    """Training was stopped because the features before global pooling had died (all zeros)."""
-
-
 def pooled_features_layer(model):
     """The model's first GlobalAveragePooling2D layer (`Logits__AvgPool` in our networks): its
     input is the last block's output, the layer the paper saw die."""

@@ -5,7 +5,7 @@ The recipe's `training.batch_size` is per replica. `resolve(recipe)` turns the r
 `training.distribution` and `[cluster]` settings into a `Placement`: the engine, the replica
 and process counts, the global batch (per replica x replicas), the batch each process reads, and
 the learning rate after the scaling rule. `train` builds the model and optimizer inside
-`placement.scope()` and writes `placement.describe(...)` into the run folder.
+`placement.scope()` and writes `placement.describe(...)` into the run folder's `distribution.json`.
 
 Batch normalisation: under `MirroredStrategy` (and TPUStrategy) each replica normalises with its
 own batch's statistics, as TF-slim's replicas did; under JAX's `DataParallel` the compiled step
@@ -14,15 +14,15 @@ sees the global batch, so the statistics are the global batch's.
 
 import contextlib
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 
 import keras
 
+from keras_inception.errors import ConfigError, check, coerce_fields
+
 DISTRIBUTIONS = ("auto", "mirrored", "tpu", "data_parallel")
 LR_SCALING_RULES = ("linear", "none")
-DISTRIBUTION_FILE = "distribution.json"
 # Keras's own names (keras.distribution.initialize reads them when an argument is left out).
 CLUSTER_ENVIRONMENT = {
     "coordinator_address": "KERAS_DISTRIBUTION_JOB_ADDRESSES",
@@ -38,24 +38,26 @@ MULTI_WORKER_REFUSAL = (
 )
 
 
-class DistributionError(ValueError):
+class DistributionError(ConfigError):
     """A distribution setting this backend or machine cannot run; the message says what can."""
 
 
 def check_distribution(name):
     """Raise `DistributionError` unless `name` is a distribution setting a recipe may hold."""
     if name == "multi_worker_mirrored":
-        raise DistributionError(MULTI_WORKER_REFUSAL)
+        raise DistributionError(MULTI_WORKER_REFUSAL, key="training.distribution")
     if name not in DISTRIBUTIONS:
         raise DistributionError(
-            f"training.distribution must be one of {DISTRIBUTIONS}, got {name!r}."
+            f"training.distribution must be one of {DISTRIBUTIONS}, got {name!r}.",
+            key="training.distribution",
         )
 
 
 def check_lr_scaling(rule):
     if rule not in LR_SCALING_RULES:
         raise DistributionError(
-            f"training.lr_scaling must be one of {LR_SCALING_RULES}, got {rule!r}."
+            f"training.lr_scaling must be one of {LR_SCALING_RULES}, got {rule!r}.",
+            key="training.lr_scaling",
         )
 
 
@@ -70,12 +72,19 @@ class ClusterConfig:
     process_id: int | None = None
 
     def __post_init__(self):
-        if self.num_processes is not None and self.num_processes < 1:
-            raise ValueError(
-                f"cluster.num_processes must be at least 1, got {self.num_processes!r}."
-            )
-        if self.process_id is not None and self.process_id < 0:
-            raise ValueError(f"cluster.process_id must be >= 0, got {self.process_id!r}.")
+        coerce_fields(self, "cluster")
+        check(
+            self.num_processes is None or self.num_processes >= 1,
+            "cluster.num_processes",
+            "at least 1",
+            self.num_processes,
+        )
+        check(
+            self.process_id is None or self.process_id >= 0,
+            "cluster.process_id",
+            ">= 0",
+            self.process_id,
+        )
 
     def resolved(self):
         """(coordinator_address, num_processes, process_id) with the environment filling gaps."""
@@ -162,7 +171,7 @@ class Placement:
         could not split over this process's devices (it would fail at the first epoch's end)."""
         devices = self.replicas // self.processes
         if self.engine == "data_parallel" and local_examples % devices:
-            raise ValueError(
+            raise DistributionError(
                 f"JAX DataParallel splits every batch over this process's {devices} devices, but "
                 f"the validation split's {local_examples} examples end in a batch of "
                 f"{local_examples % self.process_batch}, which {devices} does not divide. Use a "
@@ -186,11 +195,6 @@ class Placement:
             "learning_rate": self.learning_rate,
             "steps_per_epoch": steps_per_epoch,
         }
-
-    def write(self, run_dir, steps_per_epoch=None):
-        path = run_dir / DISTRIBUTION_FILE
-        path.write_text(json.dumps(self.describe(steps_per_epoch), indent=2) + "\n")
-        return path
 
 
 def resolve(recipe):

@@ -3,44 +3,32 @@ start-up, so that saved models compiled with it load after `import keras_incepti
 
 import keras
 
+from keras_inception.keras_internals import ClipAfterAllReduce, rmsprop_slots
+
 
 @keras.saving.register_keras_serializable(package="keras_inception")
-class ClipAfterAllReduceRMSprop(keras.optimizers.RMSprop):
-    """RMSprop whose gradient clipping (`global_clipnorm`) sees the global batch's gradient.
+class GlobalClipFusedRMSprop(ClipAfterAllReduce, keras.optimizers.RMSprop):
+    """Keras's RMSprop with two changes on TensorFlow: `global_clipnorm` clips the global
+    batch's gradient (after the replicas' all-reduce, see `ClipAfterAllReduce`), and the update
+    runs in one fused kernel per variable.
 
-    Keras clips in `BaseOptimizer.apply` (keras/src/optimizers/base_optimizer.py:588, Keras 3.15)
-    before the TensorFlow backend sums the replicas' gradients in `_backend_update_step`
-    (keras/src/backend/tensorflow/optimizer.py:119). Under MirroredStrategy or TPUStrategy each
-    replica's share (its loss already divided by the replica count) is then clipped on its own,
-    and the sum may reach replicas x `global_clipnorm`: two CPU replicas moved the weights 14.5%
-    away from one device's step on the same batch. On TensorFlow this clips the sum instead; one
-    device is unchanged, and JAX's compiled step already clips the global gradient.
+    Keras runs about ten ops per variable for the update; `ResourceApplyRMSProp` (TF1's
+    RMSProp, the paper's) computes the same thing: ms = rho ms + (1 - rho) g^2,
+    mom = momentum mom + lr g / sqrt(ms + epsilon), var -= mom. Centered RMSprop, zero momentum
+    and other backends take Keras's own update.
     """
 
-    def _clip_gradients(self, grads):
-        if keras.backend.backend() == "tensorflow":
-            return grads  # clipped after the all-reduce, below
-        return super()._clip_gradients(grads)
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):  # the TensorFlow backend's
-        grads, variables = zip(*super()._all_reduce_sum_gradients(grads_and_vars))
-        return list(zip(super()._clip_gradients(list(grads)), variables))
-
     def update_step(self, gradient, variable, learning_rate):
-        """Keras's RMSprop update in one TensorFlow kernel per variable, where Keras runs about
-        ten ops. `ResourceApplyRMSProp` (TF1's RMSProp, the paper's) computes the same thing:
-        ms = rho ms + (1 - rho) g^2, mom = momentum mom + lr g / sqrt(ms + epsilon), var -= mom.
-        """
         if keras.backend.backend() != "tensorflow" or self.centered or not self.momentum:
             return super().update_step(gradient, variable, learning_rate)
         import tensorflow as tf  # only the TensorFlow backend gets here
 
-        index = self._get_variable_index(variable)
+        mean_square, momentum = rmsprop_slots(self, variable)
         dtype = variable.dtype
         tf.raw_ops.ResourceApplyRMSProp(
             var=variable.handle,
-            ms=self._velocities[index].value.handle,
-            mom=self._momentums[index].value.handle,
+            ms=mean_square.value.handle,
+            mom=momentum.value.handle,
             lr=tf.cast(learning_rate, dtype),
             rho=tf.cast(self.rho, dtype),
             momentum=tf.cast(self.momentum, dtype),
@@ -61,7 +49,7 @@ def build_optimizer(recipe, steps_per_epoch):
     averaging = {}
     if optimizer.ema_momentum is not None:
         averaging = {"use_ema": True, "ema_momentum": optimizer.ema_momentum}
-    return ClipAfterAllReduceRMSprop(
+    return GlobalClipFusedRMSprop(
         learning_rate=learning_rate,
         rho=optimizer.rho,
         momentum=optimizer.momentum,

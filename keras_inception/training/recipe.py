@@ -3,7 +3,9 @@
 A recipe file has a few top-level keys (`description`, `seed`, `output`) and one table per
 section below. Every key is checked on load against the dataclass field it fills: an unknown key,
 a value of the wrong type or an impossible value is a `RecipeError` naming the key and the file.
-Keys left out take the defaults written here, which are the paper's (see docs/training.md).
+The `[model]` section is checked by the network's own factory checks, so a recipe is refused for
+exactly what the factory would refuse, before any data is read. Keys left out take the defaults
+written here, which are the paper's (see docs/training.md).
 """
 
 import dataclasses
@@ -11,32 +13,21 @@ import importlib.resources
 import json
 import math
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_inception import models
 from keras_inception.data import DataConfig
+from keras_inception.errors import ConfigError, RecipeError, check, coerce_fields
+from keras_inception.models import get_network
+from keras_inception.models.application import check_arguments
 from keras_inception.training.distribution import (
     ClusterConfig,
     check_distribution,
     check_lr_scaling,
 )
 
-NETWORKS = tuple(models.NETWORKS)
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-# The auxiliary head pools the 17x17 stage with a 5x5 window; smaller inputs leave it under 5x5.
-MIN_AUX_INPUT_SIZE = 139
-
-
-class RecipeError(ValueError):
-    """A recipe that cannot describe a run; the message names the file (or `--set`) and the key."""
-
-
-def _check(condition, key, expectation, value):
-    if not condition:
-        raise ValueError(f"{key} must be {expectation}, got {value!r}.")
 
 
 def _in_unit_interval(value, *, open_low=False, open_high=False):
@@ -56,44 +47,29 @@ class ModelConfig:
     dropout_rate: float = 0.2
     aux_logits: bool = False
     aux_loss_weight: float = 0.4
+    embedding_size: int | None = None
 
     def __post_init__(self):
-        _check(self.network in NETWORKS, "model.network", f"one of {NETWORKS}", self.network)
-        _check(self.input_size >= 75, "model.input_size", "at least 75", self.input_size)
-        if self.residual_scale is not None:
-            _check(
-                self.network != "inception_v4",
-                "model.residual_scale",
-                "left out for inception_v4 (it has no residual connections)",
-                self.residual_scale,
-            )
-            _check(
-                all(0 < scale <= 1 for scale in self.residual_scale),
-                "model.residual_scale",
-                "three numbers in (0, 1] (blocks A, B, C)",
-                self.residual_scale,
-            )
-        if self.depths is not None:
-            _check(min(self.depths) >= 0, "model.depths", "three counts >= 0", self.depths)
-            _check(
-                self.network == "inception_v4" or self.depths[2] >= 1,
-                "model.depths",
-                "at least 1 in stage C (it holds the final Block8)",
-                self.depths,
-            )
-        _check(
-            _in_unit_interval(self.dropout_rate, open_high=True),
-            "model.dropout_rate",
-            "in [0, 1)",
-            self.dropout_rate,
+        coerce_fields(self, "model")
+        check(self.aux_loss_weight >= 0, "model.aux_loss_weight", ">= 0", self.aux_loss_weight)
+        try:
+            check_arguments(get_network(self.network), **self.factory_arguments(classes=1))
+        except ConfigError as error:
+            key = f"model.{error.key}"
+            raise ConfigError(f"{key}: {error}", key=key) from error
+
+    def factory_arguments(self, classes):
+        """The arguments of the network's factory for this section and a head of `classes`."""
+        arguments = dict(
+            input_shape=(self.input_size, self.input_size, 3),
+            classes=classes,
+            dropout_rate=self.dropout_rate,
+            aux_logits=self.aux_logits,
+            depths=self.depths,
+            residual_scale=self.residual_scale,
+            embedding_size=self.embedding_size,
         )
-        _check(self.aux_loss_weight >= 0, "model.aux_loss_weight", ">= 0", self.aux_loss_weight)
-        _check(
-            not self.aux_logits or self.input_size >= MIN_AUX_INPUT_SIZE,
-            "model.aux_logits",
-            f"false below input_size {MIN_AUX_INPUT_SIZE} (the auxiliary head needs a 5x5 map)",
-            self.aux_logits,
-        )
+        return {name: value for name, value in arguments.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -114,22 +90,23 @@ class TrainingConfig:
     deterministic: bool = False
 
     def __post_init__(self):
-        _check(self.batch_size >= 1, "training.batch_size", "at least 1", self.batch_size)
-        _check(self.epochs >= 1, "training.epochs", "at least 1", self.epochs)
-        _check(
+        coerce_fields(self, "training")
+        check(self.batch_size >= 1, "training.batch_size", "at least 1", self.batch_size)
+        check(self.epochs >= 1, "training.epochs", "at least 1", self.epochs)
+        check(
             self.steps_per_epoch is None or self.steps_per_epoch >= 1,
             "training.steps_per_epoch",
             "at least 1",
             self.steps_per_epoch,
         )
-        _check(
+        check(
             _in_unit_interval(self.label_smoothing, open_high=True),
             "training.label_smoothing",
             "in [0, 1)",
             self.label_smoothing,
         )
-        _check(self.weight_decay >= 0, "training.weight_decay", ">= 0", self.weight_decay)
-        _check(
+        check(self.weight_decay >= 0, "training.weight_decay", ">= 0", self.weight_decay)
+        check(
             self.precision in PRECISIONS,
             "training.precision",
             f"one of {PRECISIONS}",
@@ -152,22 +129,23 @@ class OptimizerConfig:
     ema_momentum: float | None = 0.9999
 
     def __post_init__(self):
-        _check(self.learning_rate > 0, "optimizer.learning_rate", "> 0", self.learning_rate)
-        _check(_in_unit_interval(self.rho, open_high=True), "optimizer.rho", "in [0, 1)", self.rho)
-        _check(
+        coerce_fields(self, "optimizer")
+        check(self.learning_rate > 0, "optimizer.learning_rate", "> 0", self.learning_rate)
+        check(_in_unit_interval(self.rho, open_high=True), "optimizer.rho", "in [0, 1)", self.rho)
+        check(
             _in_unit_interval(self.momentum, open_high=True),
             "optimizer.momentum",
             "in [0, 1)",
             self.momentum,
         )
-        _check(self.epsilon > 0, "optimizer.epsilon", "> 0", self.epsilon)
-        _check(
+        check(self.epsilon > 0, "optimizer.epsilon", "> 0", self.epsilon)
+        check(
             self.global_clipnorm is None or self.global_clipnorm > 0,
             "optimizer.global_clipnorm",
             "> 0 (leave the key out for no clipping)",
             self.global_clipnorm,
         )
-        _check(
+        check(
             self.ema_momentum is None or _in_unit_interval(self.ema_momentum, open_high=True),
             "optimizer.ema_momentum",
             "in [0, 1) (leave the key out for no averaging)",
@@ -184,8 +162,9 @@ class ScheduleConfig:
     staircase: bool = True
 
     def __post_init__(self):
-        _check(0 < self.decay_rate <= 1, "schedule.decay_rate", "in (0, 1]", self.decay_rate)
-        _check(self.decay_epochs > 0, "schedule.decay_epochs", "> 0", self.decay_epochs)
+        coerce_fields(self, "schedule")
+        check(0 < self.decay_rate <= 1, "schedule.decay_rate", "in (0, 1]", self.decay_rate)
+        check(self.decay_epochs > 0, "schedule.decay_epochs", "> 0", self.decay_epochs)
 
 
 @dataclass(frozen=True)
@@ -200,15 +179,16 @@ class DetectorConfig:
     probe_size: int = 32
 
     def __post_init__(self):
-        _check(self.check_every >= 1, "detector.check_every", "at least 1", self.check_every)
-        _check(
+        coerce_fields(self, "detector")
+        check(self.check_every >= 1, "detector.check_every", "at least 1", self.check_every)
+        check(
             _in_unit_interval(self.threshold, open_low=True),
             "detector.threshold",
             "in (0, 1]",
             self.threshold,
         )
-        _check(self.patience >= 1, "detector.patience", "at least 1", self.patience)
-        _check(self.probe_size >= 1, "detector.probe_size", "at least 1", self.probe_size)
+        check(self.patience >= 1, "detector.patience", "at least 1", self.patience)
+        check(self.probe_size >= 1, "detector.probe_size", "at least 1", self.probe_size)
 
 
 @dataclass(frozen=True)
@@ -226,6 +206,9 @@ class Recipe:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def __post_init__(self):
+        coerce_fields(self, None)
 
     @property
     def run_dir(self):
@@ -324,7 +307,7 @@ def _toml_value(value):
 
 
 def _build(cls, table, *, prefix, source):
-    """Fill dataclass `cls` from `table`, converting each value to its field's type."""
+    """Fill dataclass `cls` from `table`; the dataclass checks each value (`coerce_fields`)."""
     if not isinstance(table, dict):
         raise RecipeError(
             f"{source}: {prefix.rstrip('.')} must be a table ([section]), got {table!r}."
@@ -336,39 +319,20 @@ def _build(cls, table, *, prefix, source):
             raise RecipeError(
                 f"{source}: unknown key {prefix}{key}; "
                 f"{f'[{prefix[:-1]}]' if prefix else 'the top level'} takes "
-                f"{', '.join(name for name in names if name != 'name')}."
+                f"{', '.join(name for name in names if name != 'name')}.",
+                key=f"{prefix}{key}",
             )
     values = {}
     for key, value in table.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, value, prefix=f"{prefix}{key}.", source=source)
+        if dataclasses.is_dataclass(hints[key]):
+            values[key] = _build(hints[key], value, prefix=f"{prefix}{key}.", source=source)
         else:
-            values[key] = _convert(value, hint, f"{prefix}{key}", source)
+            values[key] = value
     try:
         return cls(**values)
-    except ValueError as error:
+    except ConfigError as error:
         where = "" if cls.__module__ == __name__ else f"{prefix.rstrip('.')}: "
-        raise RecipeError(f"{source}: {where}{error}") from error
-
-
-def _convert(value, hint, key, source):
-    """`value` as type `hint` (int, float, bool, str, X | None, tuple[X, ...]) or a RecipeError."""
-    if isinstance(hint, types.UnionType):
-        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-    if typing.get_origin(hint) is tuple:
-        item_types = typing.get_args(hint)
-        if not isinstance(value, list) or len(value) != len(item_types):
-            raise RecipeError(
-                f"{source}: {key} must be a list of {len(item_types)} "
-                f"{item_types[0].__name__}s, got {value!r}."
-            )
-        return tuple(_convert(item, kind, key, source) for item, kind in zip(value, item_types))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if type(value) is not hint:
-        raise RecipeError(f"{source}: {key} must be {hint.__name__}, got {value!r}.")
-    return value
+        raise RecipeError(f"{source}: {where}{error}", key=error.key) from error
 
 
 def _check_known(cls, dotted_key, source):

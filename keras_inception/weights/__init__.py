@@ -8,11 +8,12 @@ every weight gets a value; otherwise it raises one `WeightsMismatchError` listin
     model = InceptionV4(weights=None)
     assign_weights(model, source)
 
-`convert` does the same to a `.weights.h5` file, and `NAMED_WEIGHTS` lists the downloadable
-weights behind `weights="imagenet"` and the FaceNet names.
+`convert` does the same to a `.weights.h5` file, and `load_pretrained` loads the published
+weights that a network's spec names (`weights="imagenet"`, the FaceNet names). This package
+imports `keras_inception.models`, never the reverse.
 """
 
-from keras_inception.weights.convert import ARCHITECTURES, SOURCE_FORMATS, convert, read_source
+from keras_inception.weights.convert import SOURCE_FORMATS, convert, read_source
 from keras_inception.weights.keras_applications import read_keras_applications
 from keras_inception.weights.matching import (
     Source,
@@ -20,21 +21,20 @@ from keras_inception.weights.matching import (
     assign_weights,
     model_tensors,
 )
+from keras_inception.weights.pretrained import load_pretrained, read_pretrained
 from keras_inception.weights.pytorch import read_state_dict
-from keras_inception.weights.registry import NAMED_WEIGHTS, WeightsFile
 from keras_inception.weights.slim import read_slim_checkpoint
 
 __all__ = [
-    "ARCHITECTURES",
-    "NAMED_WEIGHTS",
     "SOURCE_FORMATS",
     "Source",
-    "WeightsFile",
     "WeightsMismatchError",
     "assign_weights",
     "convert",
+    "load_pretrained",
     "model_tensors",
     "read_keras_applications",
+    "read_pretrained",
     "read_slim_checkpoint",
     "read_source",
     "read_state_dict",

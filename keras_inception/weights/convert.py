@@ -4,12 +4,12 @@ save that model's weights as a Keras `.weights.h5` file."""
 import os
 from collections.abc import Mapping
 
+from keras_inception.models import get_network
 from keras_inception.weights.keras_applications import read_keras_applications
 from keras_inception.weights.matching import BACKGROUND_CLASSES, assign_weights
 from keras_inception.weights.pytorch import read_state_dict
 from keras_inception.weights.slim import read_slim_checkpoint
 
-ARCHITECTURES = ("inception_v4", "inception_resnet_v1", "inception_resnet_v2")
 SOURCE_FORMATS = ("slim", "pytorch", "keras-applications")
 PYTORCH_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -22,20 +22,14 @@ def read_source(source, architecture, source_format=None):
     "keras-applications" (Inception-ResNet-v2 `.h5`); by default guessed from the file name: dicts
     and .safetensors/.pth/.pt/.bin are PyTorch, .h5 is keras.applications, anything else slim.
     """
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}.")
+    get_network(architecture, key="architecture")
     source_format = source_format or guess_format(source)
     if source_format == "slim":
         return read_slim_checkpoint(source, architecture)
     if source_format == "pytorch":
         return read_state_dict(source, architecture)
     if source_format == "keras-applications":
-        if architecture != "inception_resnet_v2":
-            raise ValueError(
-                "keras.applications publishes Inception-ResNet-v2 only; "
-                f"got architecture={architecture!r}."
-            )
-        return read_keras_applications(source)
+        return read_keras_applications(source, architecture)
     raise ValueError(f"source_format must be one of {SOURCE_FORMATS}, got {source_format!r}.")
 
 
@@ -48,13 +42,6 @@ def guess_format(source):
     if path.endswith(".h5"):
         return "keras-applications"
     return "slim"
-
-
-def factory(architecture):
-    """The model factory of `architecture` (imported late: the factories import this package)."""
-    from keras_inception.models import NETWORKS
-
-    return NETWORKS[architecture]
 
 
 def source_model(source, architecture, classes=None, aux_logits=False):
@@ -70,7 +57,7 @@ def source_model(source, architecture, classes=None, aux_logits=False):
         config["classes"] = classes or (found - 1 if found == BACKGROUND_CLASSES else found)
     else:
         config["include_top"] = False
-    return factory(architecture)(**config)
+    return get_network(architecture).factory(**config)
 
 
 def convert(source, architecture, output, *, source_format=None, classes=None, aux_logits=False):

@@ -11,15 +11,25 @@ import os
 import h5py
 import numpy as np
 
+from keras_inception.models import InceptionResNetV2, get_network
 from keras_inception.weights.matching import Source, slim_name
 
+# The networks keras.applications publishes, and our factory that creates the weighted layers in
+# keras.applications' order.
+KERAS_APPLICATIONS_NETWORKS = {"inception_resnet_v2": InceptionResNetV2}
 
-def read_keras_applications(path):
+
+def read_keras_applications(path, architecture="inception_resnet_v2"):
     """Read a keras.applications InceptionResNetV2 `.h5` file (weights-only or whole model, with
     or without the top) into tensors by slim name."""
+    if architecture not in KERAS_APPLICATIONS_NETWORKS:
+        raise ValueError(
+            f"keras.applications publishes {', '.join(_titles())} only; "
+            f"got architecture={architecture!r}."
+        )
     path = os.fspath(path)
     layers = _read_h5_layers(path)
-    names = _weight_names_in_keras_order()
+    names = _weight_names_in_keras_order(KERAS_APPLICATIONS_NETWORKS[architecture])
     description = f"keras.applications InceptionResNetV2 file {path!r}"
     # The notop file is the same list without the classifier.
     if len(layers) not in (len(names), len(names) - 1):
@@ -37,6 +47,10 @@ def read_keras_applications(path):
             )
         tensors.update(zip(layer_names, arrays))
     return Source(description, tensors)
+
+
+def _titles():
+    return [get_network(name).title for name in KERAS_APPLICATIONS_NETWORKS]
 
 
 def _read_h5_layers(path):
@@ -60,14 +74,12 @@ def _strings(values):
     return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
 
 
-def _weight_names_in_keras_order():
-    """Slim names of our full Inception-ResNet-v2's weights, grouped by layer in the order Keras'
-    HDF5 format stores them: layers that hold weights in `model.layers` order, each layer's
-    trainable weights before the others."""
-    from keras_inception.models import InceptionResNetV2
-
+def _weight_names_in_keras_order(factory):
+    """Slim names of our full network's weights, grouped by layer in the order Keras' HDF5
+    format stores them: layers that hold weights in `model.layers` order, each layer's trainable
+    weights before the others."""
     # The input size changes no weight shape here; a small one builds faster.
-    model = InceptionResNetV2(weights=None, input_shape=(75, 75, 3))
+    model = factory(weights=None, input_shape=(75, 75, 3))
     return [
         [slim_name(layer, v) for v in layer.trainable_weights + layer.non_trainable_weights]
         for layer in model.layers

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_inception.errors import require
 from keras_inception.weights.matching import Source
 
 # ------------------------------------------------------------------------ blocks (module -> scope)
@@ -252,15 +253,9 @@ def _to_numpy(value):
 def _load(path):
     path = os.fspath(path)
     if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-
-        return load_file(path)
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            f"Reading {path} needs PyTorch (pip install torch); a .safetensors file does not."
-        ) from error
+        safetensors = require("safetensors.numpy", f"Reading {path}", "safetensors")
+        return safetensors.load_file(path)
+    torch = require("torch", f"Reading {path} (a .safetensors file would not)", "torch")
     state = torch.load(path, map_location="cpu", weights_only=True)
     # timm's training checkpoints wrap the weights beside the optimizer state.
     return state.get("state_dict", state)

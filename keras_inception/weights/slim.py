@@ -7,13 +7,9 @@ stores kernels as `[height, width, in, out]` like Keras: the conversion is renam
 import os
 import re
 
+from keras_inception.models import get_network, networks
 from keras_inception.weights.matching import Source
 
-NETWORK_SCOPES = {
-    "inception_v4": "InceptionV4",
-    "inception_resnet_v1": "InceptionResnetV1",
-    "inception_resnet_v2": "InceptionResnetV2",
-}
 # Training state inside a network scope: optimizer slots and moving-average shadows (FaceNet
 # checkpoints keep them). Variables outside the network scopes (global_step, FaceNet's identity
 # classifier `Logits` and center-loss `centers`) are not part of the network either.
@@ -30,12 +26,13 @@ def read_slim_checkpoint(path, architecture):
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(checkpoint_path(path))
+    network_scopes = {spec.slim_scope for spec in networks()}
     by_scope = {}
     for name in reader.get_variable_to_shape_map():
         scope, _, rest = name.partition("/")
-        if scope in NETWORK_SCOPES.values() and not TRAINING_STATE.search(name):
+        if scope in network_scopes and not TRAINING_STATE.search(name):
             by_scope.setdefault(scope, {})[rest] = name
-    expected = NETWORK_SCOPES[architecture]
+    expected = get_network(architecture, key="architecture").slim_scope
     scope = expected if expected in by_scope else min(by_scope, default=None)
     description = f"TF-slim checkpoint {os.fspath(path)!r}"
     if scope != expected:

@@ -1,0 +1,73 @@
+"""The private Keras and keras-cv attributes keras_inception/keras_internals.py relies on: each
+test fails loudly if an upgrade changes what it uses, before a run trains differently."""
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras.src.backend.tensorflow.optimizer import TFOptimizer
+from keras.src.optimizers.base_optimizer import BaseOptimizer
+
+from keras_inception.data.inception_crop import inception_crop
+from keras_inception.keras_internals import rmsprop_slots
+from keras_inception.training.optimizer import GlobalClipFusedRMSprop
+
+
+def test_keras_clips_before_the_tensorflow_backend_sums_the_replicas():
+    """ClipAfterAllReduce overrides these two steps; Keras must still call both, clip first."""
+    assert "self._clip_gradients(" in inspect.getsource(BaseOptimizer._backend_apply_gradients)
+    assert "self._all_reduce_sum_gradients(" in inspect.getsource(TFOptimizer._backend_update_step)
+    for method, parameters in [
+        (BaseOptimizer._clip_gradients, ["self", "grads"]),
+        (TFOptimizer._all_reduce_sum_gradients, ["self", "grads_and_vars"]),
+    ]:
+        assert list(inspect.signature(method).parameters) == parameters
+
+
+def test_the_clip_still_happens_once_on_one_device():
+    """Moved after the all-reduce, the clip must still apply exactly as Keras's own."""
+    settings = dict(learning_rate=0.1, rho=0.9, momentum=0.9, epsilon=1.0, global_clipnorm=1.0)
+    gradient = tf.constant(np.full((3, 4), 5.0, "float32"))  # norm 17.3, far above the clip
+    finals = []
+    for optimizer in (GlobalClipFusedRMSprop(**settings), keras.optimizers.RMSprop(**settings)):
+        variable = keras.Variable(np.zeros((3, 4), "float32"))
+        optimizer.build([variable])
+        optimizer.apply([gradient], [variable])
+        finals.append(variable.numpy())
+    np.testing.assert_allclose(finals[0], finals[1], rtol=1e-6)
+    unclipped = keras.Variable(np.zeros((3, 4), "float32"))
+    keras.optimizers.RMSprop(**{**settings, "global_clipnorm": None}).apply([gradient], [unclipped])
+    assert not np.allclose(unclipped.numpy(), finals[1])
+
+
+def test_rmsprop_slots_are_the_mean_square_and_momentum_of_the_variable():
+    optimizer = keras.optimizers.RMSprop(learning_rate=0.1, rho=0.9, momentum=0.9)
+    variables = [keras.Variable(np.zeros(2, "float32")), keras.Variable(np.zeros(5, "float32"))]
+    optimizer.build(variables)
+    gradient = np.arange(1, 6, dtype="float32")
+    optimizer.apply([tf.zeros(2), tf.constant(gradient)], variables)
+    mean_square, momentum = rmsprop_slots(optimizer, variables[1])
+    np.testing.assert_allclose(mean_square.numpy(), 0.1 * gradient**2, rtol=1e-6)
+    assert momentum.shape == (5,) and np.all(momentum.numpy() > 0)
+
+
+def test_keras_cv_draws_the_crop_position_from_the_generator_we_set():
+    image = tf.constant(np.random.default_rng(0).uniform(0, 1, (60, 80, 3)).astype("float32"))
+    generator = tf.random.Generator.from_seed(7, alg="philox")
+    crop = inception_crop((20, 20), 0.1, generator)
+    assert "_random_generator" in inspect.getsource(type(crop).get_random_transformation)
+    state = generator.state.numpy()
+    first = crop(image).numpy()
+    generator.state.assign(state)
+    np.testing.assert_array_equal(crop(image).numpy(), first)  # the same state replays the crop
+    others = [crop(image).numpy() for _ in range(3)]
+    assert any(np.abs(other - first).max() > 1e-3 for other in others)
+
+
+@pytest.mark.parametrize("name", ["_velocities", "_momentums"])
+def test_rmsprop_keeps_its_slots_in_these_lists(name):
+    optimizer = keras.optimizers.RMSprop(momentum=0.9)
+    optimizer.build([keras.Variable(np.zeros(2, "float32"))])
+    assert len(getattr(optimizer, name)) == 1
