@@ -26,6 +26,8 @@ def main(argv=None):
 BAD_INPUT_STATUS = 1  # a bad setting, or a file that is missing or unreadable
 DEAD_NETWORK_STATUS = 3  # the dead-network detector stopped the run
 MISSING_DEPENDENCY_STATUS = 4  # an optional package the command needs is not installed
+NON_FINITE_STATUS = 5  # the loss became NaN or infinite
+# A re-run of a stopped run exits with the status of the stop, until --restart.
 
 
 def _reports_errors(handler):
@@ -34,12 +36,12 @@ def _reports_errors(handler):
 
     @functools.wraps(handler)
     def run(args):
-        from keras_inception.errors import DeadNetworkError
+        from keras_inception.errors import TrainingStopped
 
         try:
             return handler(args)
-        except DeadNetworkError as error:
-            status = DEAD_NETWORK_STATUS
+        except TrainingStopped as error:
+            status = error.status
             message = error
         except ImportError as error:
             status = MISSING_DEPENDENCY_STATUS
@@ -72,7 +74,6 @@ def _add_model_arguments(parser):
 
 def _load_ensemble(args):
     """The --model files as an `Ensemble`, each member named after its file."""
-    import keras
 
     from keras_inception.evaluation import Ensemble, Member
 
@@ -84,8 +85,32 @@ def _load_ensemble(args):
         if not os.path.isfile(path):
             raise ValueError(f"no such model file: {path}")
         name = os.path.splitext(os.path.basename(path))[0]
-        members.append(Member(keras.saving.load_model(path), weight, name=name))
+        members.append(Member(_load_model(path), weight, name=name))
     return Ensemble(members)
+
+
+def _load_model(path):
+    """A saved `.keras` model, or a ValueError naming the file when it is not one."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # Keras reports a damaged zip as anything from OSError up
+        raise ValueError(
+            f"cannot read the model file {path}: not a readable .keras model "
+            f"({type(error).__name__})"
+        ) from None
+
+
+def _positive_int(text):
+    """An argparse type for an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _numbers(kind):
@@ -146,8 +171,10 @@ def _add_evaluate(subparsers):
         help="subtracted from stored labels: 1 for slim's TFRecords (1..1000) with 1000-class "
         "models, -1 for class folders with slim's 1001-class models",
     )
-    parser.add_argument("--limit", type=int, metavar="N", help="evaluate the first N images only")
-    parser.add_argument("--batch-size", type=int, default=32, help="crops per model call")
+    parser.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="evaluate the first N images only"
+    )
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="crops per model call")
     parser.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
     parser.set_defaults(handler=_evaluate)
 
@@ -191,7 +218,7 @@ def _add_predict(subparsers):
         default="single",
         help="crop scheme among single, 10, 12, 144 (default: single)",
     )
-    parser.add_argument("--top", type=int, default=5, help="classes to print per image")
+    parser.add_argument("--top", type=_positive_int, default=5, help="classes to print per image")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.set_defaults(handler=_predict)
 
@@ -312,6 +339,11 @@ def _add_train(subparsers):
     parser.add_argument(
         "--output", metavar="DIR", help="the run folder (default: runs/<recipe name>)"
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start a stopped (or any earlier) run over; what it left moves to attempts/N/",
+    )
     parser.set_defaults(handler=_train)
 
 
@@ -319,7 +351,7 @@ def _add_train(subparsers):
 def _train(args):
     from keras_inception.training import load_recipe, train
 
-    train(load_recipe(args.recipe, args.overrides), output=args.output)
+    train(load_recipe(args.recipe, args.overrides), output=args.output, restart=args.restart)
     return 0
 
 

@@ -24,8 +24,30 @@ class RecipeError(ConfigError):
     """A recipe that cannot describe a run; the message names the file (or `--set`) and the key."""
 
 
-class DeadNetworkError(RuntimeError):
+class TrainingStopped(RuntimeError):
+    """A run that ended without finishing; `status` is the command line's exit status for it."""
+
+    status = 1
+
+
+class DeadNetworkError(TrainingStopped):
     """Training was stopped because the features before global pooling had died (all zeros)."""
+
+    status = 3
+
+
+class NonFiniteLossError(TrainingStopped):
+    """Training was stopped because the loss became NaN or infinite."""
+
+    status = 5
+
+
+class StoppedRunError(TrainingStopped):
+    """A run folder whose run stopped earlier was asked to train again without `--restart`."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
 
 
 def check(condition, key, expectation, value):
@@ -74,7 +96,14 @@ def _coerce(value, hint, key):
         kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)]
         if value is None and len(kinds) < len(typing.get_args(hint)):
             return None
-        (hint,) = kinds
+        errors = []
+        for kind in kinds:  # the first kind that takes the value
+            try:
+                return _coerce(value, kind, key)
+            except ConfigError as error:
+                errors.append(str(error).removeprefix(f"{key} must be ").removesuffix("."))
+        expectations = " or ".join(error.split(", got ")[0] for error in errors)
+        raise ConfigError(f"{key} must be {expectations}, got {value!r}.", key=key)
     if typing.get_origin(hint) is tuple:
         kinds = typing.get_args(hint)
         if not isinstance(value, (list, tuple)) or len(value) != len(kinds):

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 
-from keras_inception.run_folder import RunFolder  # noqa: E402
+from keras_inception.run_folder import RunFolder, atomic_path  # noqa: E402
 
 # (panel title, metric in log.csv); each is drawn for training and, where logged, validation.
 PANELS = (
@@ -71,6 +71,9 @@ def plot_runs(run_dirs, output):
         axis.grid(alpha=0.3)
         if axis.lines:
             axis.legend(fontsize="small")
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_path(output) as partial:  # never a half-written picture (a full disk, say)
+            figure.savefig(partial, dpi=100)
+    finally:
+        plt.close(figure)
     return figure

@@ -1,4 +1,5 @@
-"""The run folder: the one place that knows where a training run keeps what.
+"""The run folder: the one place that knows where a training run keeps what, and how each file is
+written so that no crash leaves something a later run would wrongly trust.
 
     recipe.toml            the resolved recipe (re-running on this folder must match it)
     distribution.json      replicas, global batch, scaled learning rate, steps per epoch
@@ -6,20 +7,61 @@
     zero_fraction.csv      every dead-network check: optimizer step, zero fraction
     tensorboard/           TensorBoard logs
     checkpoints/           the model after each epoch (`epoch_NNN.keras`, optimizer included)
-    backup/                Keras's BackupAndRestore state while a run is unfinished
+    backup/                the state to resume from while the run is unfinished: the weights and
+                           optimizer after the last finished epoch, and `state.json` naming them
     model.keras            the final model, holding the averaged (EMA) weights
     curves.png             the training curves
+    finished.json          written last: the run is finished (nothing else says so)
+    stopped.json           the run stopped (dead network, non-finite loss); re-running refuses
+                           until `--restart`
     dead_network.txt       only if the detector stopped the run: why, and what to try
     last_alive.keras       only then: the model with the weights of the last healthy check
+    last_good.keras        only after a non-finite loss: the weights of the last healthy check
+    attempts/N/            what an earlier attempt left, moved aside by `--restart`
 
-The trainer, plotting and the distribution record all find their files here, so it sits below
-all three. It imports neither TensorFlow nor Keras at load, so that plotting a run stays light.
+Every file a later run reads (models, checkpoints, the backup, plots, markers) is written under a
+temporary name and renamed into place, so it is either whole or absent. The trainer, plotting and
+the distribution record all find their files here, so it sits below all three. It imports
+neither TensorFlow nor Keras at load, so that plotting a run stays light.
 """
 
+import contextlib
+import csv
 import json
+import os
+import shutil
 from pathlib import Path
 
+from keras_inception import faults
 from keras_inception.errors import RecipeError
+
+
+@contextlib.contextmanager
+def atomic_path(path, fault=None):
+    """Yield a temporary path beside `path` to write to; on success rename it to `path`, so
+    `path` is never half-written. On failure the temporary file is removed, and an `OSError`
+    (a full disk, say) is raised again naming `path`. `fault` names the `faults` point reached
+    between writing and renaming."""
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
+    partial = path.with_name(path.name.removesuffix(suffix) + ".partial" + suffix)
+    try:
+        yield partial
+        if fault:
+            faults.reached(fault)
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise OSError(error.errno, f"Could not write {path}: {error.strerror or error}") from error
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path, text):
+    """Write `text` to `path` atomically (see `atomic_path`)."""
+    with atomic_path(path) as partial:
+        partial.write_text(text)
 
 
 class RunFolder:
@@ -38,41 +80,144 @@ class RunFolder:
     tensorboard_dir = property(lambda self: self.path / "tensorboard")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     backup_dir = property(lambda self: self.path / "backup")
+    backup_state_file = property(lambda self: self.backup_dir / "state.json")
     model_file = property(lambda self: self.path / "model.keras")
     curves_file = property(lambda self: self.path / "curves.png")
+    finished_file = property(lambda self: self.path / "finished.json")
+    stopped_file = property(lambda self: self.path / "stopped.json")
     dead_network_file = property(lambda self: self.path / "dead_network.txt")
     last_alive_file = property(lambda self: self.path / "last_alive.keras")
+    last_good_file = property(lambda self: self.path / "last_good.keras")
+    attempts_dir = property(lambda self: self.path / "attempts")
+
+    def checkpoint_file(self, epochs_done):
+        return self.checkpoints_dir / f"epoch_{epochs_done:03d}.keras"
+
+    # ------------------------------------------------------------------ claiming, markers
 
     @property
     def finished(self):
-        """Whether the run has saved its final model."""
-        return self.model_file.exists()
+        """Whether the run finished: its marker, written after every final file, is there."""
+        return self.finished_file.exists()
 
-    def claim(self, recipe_text):
-        """Write the resolved recipe here, refusing a folder that holds another recipe's run."""
+    def stop_record(self):
+        """What `record_stop` wrote, as a dict, or None if the run did not stop."""
+        if not self.stopped_file.exists():
+            return None
+        return json.loads(self.stopped_file.read_text())
+
+    def check_recipe(self, recipe_text):
+        """Refuse a folder that holds the run of another recipe (writing nothing)."""
         if self.recipe_file.exists() and self.recipe_file.read_text() != recipe_text:
             raise RecipeError(
                 f"{self.path} holds a run of a different recipe (see {self.recipe_file}); "
-                "give another output folder, or the same recipe to resume that run.",
+                "give another output folder, the same recipe to resume that run, or --restart.",
                 key="output",
             )
+
+    def claim(self, recipe_text):
+        """Write the resolved recipe here, refusing a folder that holds another recipe's run."""
+        self.check_recipe(recipe_text)
         self.path.mkdir(parents=True, exist_ok=True)
-        self.recipe_file.write_text(recipe_text)
+        write_text(self.recipe_file, recipe_text)
 
     def write_distribution(self, description):
         """Record the resolved distribution (`Placement.describe`) as `distribution.json`."""
-        self.distribution_file.write_text(json.dumps(description, indent=2) + "\n")
+        write_text(self.distribution_file, json.dumps(description, indent=2) + "\n")
 
-    def callbacks(self):
-        """Logging, checkpoints and the backup. BackupAndRestore comes last so that on resume it
-        restores before training starts and, at each epoch end, backs up after the log is written
-        (a kill in between repeats a log row rather than losing one)."""
-        import keras
+    def mark_finished(self, description):
+        """Write the finished marker (last), then drop the backup it no longer needs."""
+        write_text(self.finished_file, json.dumps(description, indent=2) + "\n")
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
 
-        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-        return [
-            keras.callbacks.CSVLogger(self.log_file, append=True),
-            keras.callbacks.TensorBoard(self.tensorboard_dir),
-            keras.callbacks.ModelCheckpoint(self.checkpoints_dir / "epoch_{epoch:03d}.keras"),
-            keras.callbacks.BackupAndRestore(self.backup_dir),
-        ]
+    def record_stop(self, reason, status, message, weights_file):
+        """Mark the run stopped for `reason` (exit `status`), with what to read and to try."""
+        record = {
+            "reason": reason,
+            "status": status,
+            "message": message,
+            "weights": str(weights_file),
+        }
+        write_text(self.stopped_file, json.dumps(record, indent=2) + "\n")
+
+    def archive(self):
+        """Move everything an earlier attempt left into `attempts/N/` (for `--restart`), so that
+        no weights it kept are overwritten; return that folder, or None if there was nothing."""
+        if not self.path.is_dir():
+            return None
+        entries = [entry for entry in self.path.iterdir() if entry != self.attempts_dir]
+        if not entries:
+            return None
+        earlier = list(self.attempts_dir.iterdir()) if self.attempts_dir.exists() else []
+        target = self.attempts_dir / str(len(earlier) + 1)
+        target.mkdir(parents=True)
+        for entry in entries:
+            entry.rename(target / entry.name)
+        return target
+
+    # ------------------------------------------------------------------ models and the backup
+
+    def save_model(self, model, path, fault=None):
+        """`model.save(path)` atomically."""
+        with atomic_path(path, fault) as partial:
+            model.save(partial)
+
+    def save_backup(self, model, epochs_done):
+        """Back up the weights and optimizer after `epochs_done` epochs: the weights file under
+        its own name first, then `state.json` pointing at it, then the older weights go."""
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        weights = self.backup_dir / f"epoch_{epochs_done:03d}.weights.h5"
+        with atomic_path(weights, "backup_write") as partial:
+            model.save_weights(partial)
+        state = {"epochs_done": epochs_done, "weights": weights.name}
+        write_text(self.backup_state_file, json.dumps(state) + "\n")
+        for old in self.backup_dir.glob("epoch_*.weights.h5"):
+            if old != weights:
+                old.unlink()
+
+    def restore(self, model):
+        """Load the newest intact state into `model` (compiled) and return how many epochs it
+        had finished (0 for a fresh run). The backup comes first; if it cannot be read, the newest
+        checkpoint that can, saying so. The logs are cut back to that epoch, so that each epoch
+        appears in them once."""
+        for partial in self.path.rglob("*.partial*"):  # what a killed write left
+            partial.unlink()
+        candidates = []
+        if self.backup_state_file.exists():
+            state = json.loads(self.backup_state_file.read_text())
+            candidates.append((state["epochs_done"], self.backup_dir / state["weights"]))
+        checkpoints = sorted(self.checkpoints_dir.glob("epoch_*.keras"), reverse=True)
+        candidates += [(int(path.stem.removeprefix("epoch_")), path) for path in checkpoints]
+        if not candidates:
+            return 0
+        model.optimizer.build(model.trainable_variables)
+        for index, (epochs_done, path) in enumerate(candidates):
+            try:
+                model.load_weights(path)
+            except Exception as error:  # any unreadable file: try the next one
+                print(f"Cannot resume from {path} ({type(error).__name__}: {error}); trying older.")
+                continue
+            if index:
+                print(f"Resumed from {path}, after epoch {epochs_done}.")
+            step = int(model.optimizer.iterations.numpy())
+            _cut_log(self.log_file, "epoch", below=epochs_done)
+            _cut_log(self.zero_fraction_file, "step", below=step + 1)
+            return epochs_done
+        raise OSError(f"No backup or checkpoint in {self.path} can be read to resume from.")
+
+
+def _cut_log(path, column, below):
+    """Keep only the rows of the CSV file `path` whose `column` is below `below`."""
+    if not path.exists():
+        return
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        fields = reader.fieldnames
+    kept = [row for row in rows if int(row[column]) < below]
+    if not fields or len(kept) == len(rows):
+        return
+    with atomic_path(path) as partial, open(partial, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)

@@ -77,24 +77,30 @@ def test_shortened_quickstart_trains_end_to_end_and_stays_alive(tmp_path, capsys
 def test_a_run_the_detector_stops_exits_non_zero_with_the_reason(tmp_path, capsys):
     # A threshold this low calls any ReLU output dead: the detector's path through the command.
     run = tmp_path / "dead"
-    status = cli.main(
-        [
-            "train",
-            "quickstart",
-            *SHORT,
-            "--set",
-            "detector.threshold=1e-9",
-            "--set",
-            "detector.patience=1",
-            "--output",
-            str(run),
-        ]
-    )
+    command = [
+        "train",
+        "quickstart",
+        *SHORT,
+        "--set",
+        "detector.threshold=1e-9",
+        "--set",
+        "detector.patience=1",
+        "--output",
+        str(run),
+    ]
+    status = cli.main(command)
     assert status == cli.DEAD_NETWORK_STATUS
     error = capsys.readouterr().err
     assert "Dead network: at step 2" in error and "residual scale" in error
     assert (run / "dead_network.txt").read_text().strip() in error
     assert (run / "last_alive.keras").exists() and not (run / "model.keras").exists()
+
+    # Run again (as a scheduler retrying a failed job would): refused, the healthy weights kept.
+    kept = (run / "last_alive.keras").read_bytes()
+    assert cli.main(command) == cli.DEAD_NETWORK_STATUS
+    error = capsys.readouterr().err
+    assert "--restart" in error and "last_alive.keras" in error
+    assert (run / "last_alive.keras").read_bytes() == kept
 
 
 def test_bad_override_names_the_key(capsys):

@@ -356,3 +356,10 @@ def test_tfds_dataset_prepared_on_disk(tmp_path):
             make_datasets(elsewhere, image_size=SIZE, batch_size=2)
     with pytest.raises(ValueError, match="no split 'test'"):
         load_raw(dataclasses.replace(config, validation="test"))
+
+
+def test_training_on_one_class_is_refused_naming_the_folder(tmp_path):
+    write_jpeg(tmp_path / "train" / "ants" / "0.jpg", solid(COLOURS["ants"], 8, 8))
+    config = DataConfig(source="folder", train=str(tmp_path / "train"))
+    with pytest.raises(ValueError, match=f"{tmp_path / 'train'}.*at least two"):
+        make_datasets(config, image_size=SIZE, batch_size=1)

@@ -112,3 +112,17 @@ def test_a_model_without_global_pooling_needs_a_layer_to_watch():
     detector = DeadNetworkDetector(np.zeros((1, 4), "float32"), features_layer="dense")
     detector.set_model(model)
     assert detector.zero_fraction() == 1.0  # zero input, zero bias: all zeros
+
+
+def test_non_finite_features_count_as_dead():
+    model = InceptionResNetV2(input_shape=(75, 75, 3), classes=3, depths=(0, 0, 1))
+    images = np.random.default_rng(1).uniform(-1, 1, (2, 75, 75, 3)).astype("float32")
+    detector = DeadNetworkDetector(images)
+    detector.set_model(model)
+    alive = detector.zero_fraction()
+    layer = model.get_layer("Block8__Conv2d_1x1")  # the last projection before pooling
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, np.full_like(bias, np.nan)])
+    assert alive < 1 and detector.zero_fraction() == 1.0
+    layer.set_weights([kernel, np.full_like(bias, np.inf)])
+    assert detector.zero_fraction() == 1.0

@@ -147,3 +147,25 @@ def test_predict_names_an_image_it_cannot_read(saved_models, tmp_path, capsys):
     broken.write_bytes(b"not a picture")
     assert main(["predict", "--model", str(folder / "a.keras"), str(broken)]) == 1
     assert f"keras-inception predict: cannot read image {broken}" in capsys.readouterr().err
+
+
+def test_a_damaged_model_file_is_one_line_naming_it(saved_models, image_folder, tmp_path, capsys):
+    folder, _, _ = saved_models
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes((folder / "a.keras").read_bytes()[:5000])  # a copy cut short
+    root, _, _ = image_folder
+    image = next(root.rglob("*.png"))
+    for command in (
+        ["predict", "--model", str(damaged), str(image)],
+        ["evaluate", "--model", str(damaged), "--data", str(root)],
+    ):
+        assert main(command) == 1
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert f"cannot read the model file {damaged}" in line
+
+
+def test_predict_refuses_a_count_of_classes_below_one(saved_models, capsys):
+    folder, _, _ = saved_models
+    with pytest.raises(SystemExit) as exit:
+        main(["predict", "--model", str(folder / "a.keras"), "--top", "-1", "x.png"])
+    assert exit.value.code == 2 and "expected a positive integer" in capsys.readouterr().err

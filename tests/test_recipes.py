@@ -12,7 +12,13 @@ import pytest
 import tensorflow as tf
 
 import keras_inception
-from keras_inception.training import RecipeError, bundled_recipes, load_recipe, recipe_to_toml
+from keras_inception.training import (
+    RecipeError,
+    build_model,
+    bundled_recipes,
+    load_recipe,
+    recipe_to_toml,
+)
 from keras_inception.training.optimizer import GlobalClipFusedRMSprop, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,3 +221,21 @@ def test_wheel_ships_the_recipes(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for recipe in bundled_recipes().values():
         assert f"keras_inception/recipes/{recipe.name}" in names
+
+
+def test_an_overridden_value_is_blamed_on_the_override_not_the_file():
+    with pytest.raises(RecipeError) as error:
+        load_recipe("quickstart", ["seed=-1"])
+    assert str(error.value).startswith("--set seed=-1: seed must be an integer in [0, 2**32)")
+    with pytest.raises(RecipeError, match=r"^--set model.depths=\[1, 1, 0\]: model.depths"):
+        load_recipe("quickstart", ["model.depths=[1, 1, 0]"])
+
+
+def test_one_residual_scale_serves_all_three_block_types():
+    recipe = load_recipe("quickstart", ["model.residual_scale=0.5"])
+    assert recipe.model.residual_scale == 0.5
+    model = build_model(recipe.model, 10)
+    for block in ("Repeat__block35_1__Sum", "Repeat_1__block17_1__Sum"):
+        assert model.get_layer(block).scale == 0.5
+    with pytest.raises(RecipeError, match="model.residual_scale must be float or a list of 3"):
+        load_recipe("quickstart", ['model.residual_scale="half"'])

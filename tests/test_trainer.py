@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import keras
 import numpy as np
@@ -85,77 +84,6 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     for name in final[0].files:
         np.testing.assert_array_equal(final[0][name], final[1][name])
     assert not (interrupted / "backup").exists()  # removed once the run finished
-
-
-# The quickstart through the command line, shortened: 3 epochs of 4 steps, deterministic ops;
-# the detector checks every 2 steps, so its check at step 6 is in the middle of the second epoch.
-TRAIN_COMMAND = [
-    sys.executable,
-    "-m",
-    "keras_inception.cli",
-    "train",
-    "quickstart",
-    *[
-        f"--set={override}"
-        for override in (
-            "model.depths=[0, 0, 1]",
-            "training.batch_size=32",
-            "training.epochs=3",
-            "training.steps_per_epoch=4",
-            "training.deterministic=true",
-            "detector.check_every=2",
-            "detector.probe_size=8",
-        )
-    ],
-]
-MID_SECOND_EPOCH_STEP = 6
-
-
-@pytest.mark.slow
-@pytest.mark.subprocess
-def test_killed_train_command_resumes_to_the_same_epochs_and_weights(tmp_path):
-    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
-
-    def start(run_dir):
-        return subprocess.Popen(
-            [*TRAIN_COMMAND, "--output", str(run_dir)],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    uninterrupted, doomed = start(whole), start(interrupted)
-    checks = interrupted / "zero_fraction.csv"
-
-    def checked_steps():
-        lines = checks.read_text().splitlines()[1:] if checks.exists() else []
-        return [int(line.split(",")[0]) for line in lines]
-
-    deadline = time.monotonic() + 300
-    while MID_SECOND_EPOCH_STEP not in checked_steps():
-        assert doomed.poll() is None and time.monotonic() < deadline, "no check mid-epoch"
-        time.sleep(0.02)
-    doomed.send_signal(signal.SIGKILL)
-    assert doomed.wait(timeout=60) == -signal.SIGKILL
-    assert uninterrupted.wait(timeout=600) == 0
-    log = np.genfromtxt(interrupted / "log.csv", delimiter=",", names=True, ndmin=1)
-    assert list(log["epoch"]) == [0] and not (interrupted / "model.keras").exists()
-    assert start(interrupted).wait(timeout=600) == 0  # the same command again
-
-    logs = [
-        np.genfromtxt(run / "log.csv", delimiter=",", names=True) for run in (whole, interrupted)
-    ]
-    assert list(logs[0]["epoch"]) == list(logs[1]["epoch"]) == [0, 1, 2]
-    for name in ("loss", "top1", "val_loss"):
-        np.testing.assert_array_equal(logs[0][name], logs[1][name])
-    models = [
-        keras.saving.load_model(run / "model.keras", compile=False) for run in (whole, interrupted)
-    ]
-    weights = [model.get_weights() for model in models]
-    assert len(weights[0]) == len(weights[1]) > 100
-    for whole_weight, resumed_weight in zip(*weights):
-        np.testing.assert_array_equal(whole_weight, resumed_weight)
-    assert not (interrupted / "backup").exists()
 
 
 def test_auxiliary_head_is_trained_with_weight_0_4_and_main_metrics():

@@ -321,3 +321,25 @@ def test_convert_command_reports_a_mismatch_and_keeps_the_output(
     assert status != 0
     assert "publishes Inception-ResNet-v2 only" in capsys.readouterr().err
     assert output.read_bytes() == b"earlier work"
+
+
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("missing.ckpt", None),
+        ("missing_folder/", None),
+        ("random.ckpt", "bytes"),
+        ("random.safetensors", "bytes"),
+        ("random.pth", "bytes"),
+        ("random.h5", "bytes"),
+    ],
+)
+def test_an_unreadable_source_is_one_line_naming_the_file(tmp_path, capsys, name, make):
+    source = tmp_path / name
+    if make:
+        source.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes())
+    output = tmp_path / "out.weights.h5"
+    assert cli.main(["convert", str(source), "inception_resnet_v2", str(output)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(source).rstrip("/") in line and "Traceback" not in line
+    assert "weights_only=False" not in line and not output.exists()

@@ -90,6 +90,11 @@ def make_datasets(config, *, image_size, batch_size, seed=0, shard=None):
             f"{batch_size}."
         )
     validation = source.split("validation", shard=shard)
+    if source.num_classes < 2:
+        raise ValueError(
+            f"The training data ({config.train or config.source}) has {source.num_classes} "
+            "class: a classifier needs at least two (one subfolder per class)."
+        )
     skipped = SkipCounter()
     pass_seeds = PassSeeds(seed)
     generator = tf.random.Generator.from_seed(seed, alg="philox")

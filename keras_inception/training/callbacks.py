@@ -1,9 +1,12 @@
-"""The callbacks Keras does not have: the dead-network detector, a learning-rate log, and
-per-epoch seeding of dropout and of the training input."""
+"""The callbacks Keras does not have: the dead-network detector, a learning-rate log, per-epoch
+seeding of dropout and of the training input, the run folder's crash-safe epoch backup, and a
+stop on a non-finite loss that says where it happened."""
 
 import keras
 import numpy as np
 from keras import ops
+
+from keras_inception import faults
 
 
 def pooled_features_layer(model):
@@ -76,9 +79,11 @@ class DeadNetworkDetector(keras.callbacks.Callback):
         return self.message is not None
 
     def zero_fraction(self):
-        """The fraction of exact zeros in the watched features on the probe batch."""
+        """The fraction of dead values in the watched features on the probe batch: exact zeros,
+        and NaN or infinite values (a diverged network is no more alive than a silent one)."""
         features = self._features(self.probe_images, training=False)
-        return float(ops.convert_to_numpy(ops.mean(ops.cast(ops.equal(features, 0), "float32"))))
+        dead = ops.logical_or(ops.equal(features, 0), ops.logical_not(ops.isfinite(features)))
+        return float(ops.convert_to_numpy(ops.mean(ops.cast(dead, "float32"))))
 
     def on_train_begin(self, logs=None):
         self._healthy_weights = None
@@ -114,7 +119,11 @@ class DeadNetworkDetector(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         # After fit's last act (copying the weight average into the model), so this wins.
         if self.tripped:
-            self.model.set_weights(self._healthy_weights)
+            self.restore_healthy_weights()
+
+    def restore_healthy_weights(self):
+        """Put back the weights of the last healthy check (or those the run started from)."""
+        self.model.set_weights(self._healthy_weights)
 
     def _step(self):
         return int(ops.convert_to_numpy(self.model.optimizer.iterations))
@@ -184,3 +193,51 @@ class EpochSeeds(keras.callbacks.Callback):
         for index, generator in enumerate(generators):
             state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(2) >> 1
             generator.state.assign(state.astype(generator.state.dtype))
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """At each epoch's end, after the logs are written: the epoch's checkpoint and the backup to
+    resume from, each written whole or not at all (`RunFolder`). An epoch whose loss is not
+    finite is neither: a run must not resume from NaN weights."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def on_train_batch_end(self, batch, logs=None):
+        faults.reached("batch_end")
+
+    def on_epoch_end(self, epoch, logs=None):
+        faults.reached("epoch_end")
+        if logs is not None and not np.isfinite(logs.get("loss", 0.0)):
+            return
+        self.run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        self.run.save_model(self.model, self.run.checkpoint_file(epoch + 1), "checkpoint_write")
+        self.run.save_backup(self.model, epoch + 1)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop training at the first batch whose loss is NaN or infinite (Keras's TerminateOnNaN,
+    keeping where and what for the error the trainer raises)."""
+
+    def __init__(self):
+        super().__init__()
+        self.message = None
+
+    @property
+    def tripped(self):
+        return self.message is not None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or np.isfinite(loss):
+            return
+        step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.model.stop_training = True
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+        rate = float(ops.convert_to_numpy(optimizer.learning_rate))
+        self.message = (
+            f"The loss became {float(loss)} at optimizer step {step} (batch {batch}): training "
+            f"stopped. The learning rate was {rate:g}; try a lower optimizer.learning_rate, keep "
+            'optimizer.global_clipnorm set, or training.precision = "float32".'
+        )

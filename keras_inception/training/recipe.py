@@ -42,7 +42,7 @@ class ModelConfig:
 
     network: str = "inception_resnet_v2"
     input_size: int = 299
-    residual_scale: tuple[float, float, float] | None = None
+    residual_scale: float | tuple[float, float, float] | None = None
     depths: tuple[int, int, int] | None = None
     dropout_rate: float = 0.2
     aux_logits: bool = False
@@ -209,6 +209,7 @@ class Recipe:
 
     def __post_init__(self):
         coerce_fields(self, None)
+        check(0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)", self.seed)
 
     @property
     def run_dir(self):
@@ -248,11 +249,13 @@ def load_recipe(name_or_path, overrides=()):
         table = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise RecipeError(f"{path}: not valid TOML: {error}") from error
+    origins = {}
     for override in overrides:
         key, value = parse_override(override)
         _check_known(Recipe, key, f"--set {override}")
         _set_nested(table, key, value)
-    return recipe_from_table(table, name=path.stem, source=str(path))
+        origins[key] = f"--set {override}"
+    return recipe_from_table(table, name=path.stem, source=str(path), origins=origins)
 
 
 def parse_override(text):
@@ -267,11 +270,12 @@ def parse_override(text):
         return key, value.strip()
 
 
-def recipe_from_table(table, *, name, source):
-    """Build a `Recipe` from a parsed TOML table; errors name the key and `source`."""
+def recipe_from_table(table, *, name, source, origins=None):
+    """Build a `Recipe` from a parsed TOML table; errors name the key and where its value came
+    from: `origins[key]` (an override, say) or else `source`."""
     if "name" in table:
         raise RecipeError(f"{source}: name is the file's name; remove the key.")
-    return _build(Recipe, {**table, "name": name}, prefix="", source=source)
+    return _build(Recipe, {**table, "name": name}, prefix="", source=source, origins=origins or {})
 
 
 def recipe_to_toml(recipe):
@@ -306,7 +310,7 @@ def _toml_value(value):
     return "[" + ", ".join(_toml_value(item) for item in value) + "]"
 
 
-def _build(cls, table, *, prefix, source):
+def _build(cls, table, *, prefix, source, origins):
     """Fill dataclass `cls` from `table`; the dataclass checks each value (`coerce_fields`)."""
     if not isinstance(table, dict):
         raise RecipeError(
@@ -325,14 +329,18 @@ def _build(cls, table, *, prefix, source):
     values = {}
     for key, value in table.items():
         if dataclasses.is_dataclass(hints[key]):
-            values[key] = _build(hints[key], value, prefix=f"{prefix}{key}.", source=source)
+            values[key] = _build(
+                hints[key], value, prefix=f"{prefix}{key}.", source=source, origins=origins
+            )
         else:
             values[key] = value
     try:
         return cls(**values)
     except ConfigError as error:
         where = "" if cls.__module__ == __name__ else f"{prefix.rstrip('.')}: "
-        raise RecipeError(f"{source}: {where}{error}", key=error.key) from error
+        field_name = (error.key or "").rsplit(".", 1)[-1]
+        origin = origins.get(f"{prefix}{field_name}", source)
+        raise RecipeError(f"{origin}: {where}{error}", key=error.key) from error
 
 
 def _check_known(cls, dotted_key, source):

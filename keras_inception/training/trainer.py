@@ -14,16 +14,18 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from keras_inception import plotting
+from keras_inception import faults, plotting
 from keras_inception.data import make_datasets
-from keras_inception.errors import DeadNetworkError
+from keras_inception.errors import DeadNetworkError, NonFiniteLossError, StoppedRunError
 from keras_inception.models import get_network
-from keras_inception.run_folder import RunFolder
+from keras_inception.run_folder import RunFolder, write_text
 from keras_inception.training import distribution
 from keras_inception.training.callbacks import (
     DeadNetworkDetector,
+    EpochBackup,
     EpochSeeds,
     LearningRateLogger,
+    StopOnNonFinite,
 )
 from keras_inception.training.optimizer import build_optimizer
 from keras_inception.training.precision import resolve_precision
@@ -83,12 +85,14 @@ def compile_for_recipe(model, recipe, steps_per_epoch):
 
 
 def recipe_callbacks(recipe, probe_images, run=None, data=None):
-    """The recipe's callbacks: NaN stop, learning-rate log, per-epoch seeds (keyed on `data`, a
-    `DataBundle`, when given), the dead-network detector on `probe_images`, the weight average
-    swap and, with a `RunFolder` `run`, its logs, checkpoints and backup."""
+    """The recipe's callbacks: the stop on a non-finite loss, the learning-rate log, per-epoch
+    seeds (keyed on `data`, a `DataBundle`, when given), the dead-network detector on
+    `probe_images`, the weight-average swap and, with a `RunFolder` `run`, its CSV and TensorBoard
+    logs, then each epoch's checkpoint and backup (after the logs, so that a resumed run cuts the
+    log back to its backup)."""
     detector = recipe.detector
     callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+        StopOnNonFinite(),
         LearningRateLogger(),
         EpochSeeds(recipe.seed, data),
         DeadNetworkDetector(
@@ -102,7 +106,11 @@ def recipe_callbacks(recipe, probe_images, run=None, data=None):
     if recipe.optimizer.ema_momentum is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights())
     if run is not None:
-        callbacks += run.callbacks()
+        callbacks += [
+            keras.callbacks.CSVLogger(run.log_file, append=True),
+            keras.callbacks.TensorBoard(run.tensorboard_dir),
+            EpochBackup(run),
+        ]
     return callbacks
 
 
@@ -135,12 +143,15 @@ def fit(
     """Train `model` (softmax outputs; a second output is an auxiliary head) the recipe's way.
 
     `train_ds` yields `(images, labels)` batches, labels as class indices or one-hot; an epoch is
-    `steps_per_epoch(recipe, train_ds, batches_per_epoch)` batches. With `run_dir`, the run
-    writes its logs, checkpoints and backup there and resumes from the backup if one exists.
-    `data`, the `DataBundle` that `train_ds` comes from if it does, is told each epoch's number,
-    so that a resumed epoch reads the same data. `callbacks` are added to the recipe's. Raises
-    `DeadNetworkError` if the dead-network detector stops the run (the model then holds the
-    weights of the last healthy check).
+    `steps_per_epoch(recipe, train_ds, batches_per_epoch)` batches. With `run_dir`, the run keeps
+    its logs, checkpoints and backup there, resumes from the backup if one exists, and once
+    trained saves the final model, the curves and the finished marker. `data`, the `DataBundle`
+    that `train_ds` comes from if it does, is told each epoch's number, so that a resumed epoch
+    reads the same data. `callbacks` are added to the recipe's.
+
+    Raises `DeadNetworkError` if the dead-network detector stops the run, `NonFiniteLossError`
+    if the loss becomes NaN or infinite; either way the model then holds the weights of the last
+    healthy check.
     """
     num_classes = model.outputs[0].shape[-1]
     steps = steps_per_epoch(recipe, train_ds, batches_per_epoch)
@@ -153,6 +164,7 @@ def fit(
     run = None if run_dir is None else RunFolder(run_dir)
     all_callbacks = recipe_callbacks(recipe, probe, run, data)
     (detector,) = [c for c in all_callbacks if isinstance(c, DeadNetworkDetector)]
+    (non_finite,) = [c for c in all_callbacks if isinstance(c, StopOnNonFinite)]
     with warnings.catch_warnings():
         # A validation set of unknown length ends by running out of data, as it should.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -160,28 +172,50 @@ def fit(
             train_ds,
             validation_data=val_ds,
             epochs=recipe.training.epochs,
+            initial_epoch=0 if run is None else run.restore(model),
             callbacks=[*callbacks, *all_callbacks],
             shuffle=False,  # the dataset shuffles itself
             verbose=verbose,
         )
+    if non_finite.tripped:
+        detector.restore_healthy_weights()
+        raise NonFiniteLossError(non_finite.message)
     if detector.tripped:
         raise DeadNetworkError(detector.message)
+    if run is not None:
+        faults.reached("after_fit")
+        _finish(run, model)
     return TrainingResult(model, history.history, None if run is None else run.path)
 
 
-def train(recipe, *, output=None, callbacks=(), verbose="auto"):
+def _finish(run, model):
+    """Save what a finished run leaves, each file whole, then the marker that says so."""
+    run.save_model(model, run.model_file, "final_write")
+    plotting.plot_runs([run.path], run.curves_file)
+    run.mark_finished(
+        {"model": run.model_file.name, "epochs": len(plotting.read_log(run.path)["epoch"])}
+    )
+
+
+def train(recipe, *, output=None, restart=False, callbacks=(), verbose="auto"):
     """Train the network `recipe` describes on its data into its run folder (`output` if given).
 
     Running it again on an unfinished folder resumes from the last finished epoch; on a finished
-    one it returns the saved model. `callbacks` are added to the recipe's. Prints how many
-    unreadable images were skipped.
+    one it returns the saved model. A run that stopped (dead network, non-finite loss) is not
+    started again unless `restart`, which first moves what the folder holds to `attempts/N/`.
+    Nothing is written into the folder before the recipe, the data and the model have been
+    checked. `callbacks` are added to the recipe's. Prints how many unreadable images were
+    skipped.
     """
     run_dir = Path(output) if output is not None else recipe.run_dir
     placement = distribution.resolve(recipe)
     if placement.process_id > 0:  # the other hosts of a JAX job keep their own logs apart
         run_dir = run_dir / f"process_{placement.process_id}"
     run = RunFolder(run_dir)
-    run.claim(recipe_to_toml(recipe))
+    if restart and (moved := run.archive()):
+        print(f"Restarting: what {run.path} held is now in {moved}.")
+    _refuse_a_stopped_run(run)
+    run.check_recipe(recipe_to_toml(recipe))
     if run.finished:
         print(f"{run.path} already holds a finished run; its model is {run.model_file}.")
         return TrainingResult(keras.saving.load_model(run.model_file), {}, run.path)
@@ -198,8 +232,9 @@ def train(recipe, *, output=None, callbacks=(), verbose="auto"):
         steps = steps_per_epoch(
             recipe, batches_per_epoch=placement.steps_per_epoch(data.train_examples)
         )
-        run.write_distribution(placement.describe(steps))
         model = build_model(recipe.model, data.num_classes)
+        run.claim(recipe_to_toml(recipe))  # everything is checked: the folder is this run's
+        run.write_distribution(placement.describe(steps))
         try:
             result = fit(
                 model,
@@ -213,17 +248,36 @@ def train(recipe, *, output=None, callbacks=(), verbose="auto"):
                 verbose=verbose,
             )
         except DeadNetworkError as error:
-            run.dead_network_file.write_text(f"{error}\n")
-            model.save(run.last_alive_file)
+            write_text(run.dead_network_file, f"{error}\n")
+            _record_stop(run, model, "dead_network", error, run.last_alive_file)
+            raise
+        except NonFiniteLossError as error:
+            _record_stop(run, model, "non_finite_loss", error, run.last_good_file)
             raise
         finally:
             if data.skipped.count:
                 print(f"Skipped {data.skipped.count} unreadable images.")
-            if run.log_file.exists():
-                plotting.plot_runs([run.path], run.curves_file)
-    model.save(run.model_file)
     print(f"Finished: model {run.model_file}, curves {run.curves_file}, log {run.log_file}.")
     return result
+
+
+def _record_stop(run, model, reason, error, weights_file):
+    """Keep the healthy weights the model holds after a stop, then mark the run stopped."""
+    run.save_model(model, weights_file)
+    if run.log_file.exists():
+        plotting.plot_runs([run.path], run.curves_file)
+    run.record_stop(reason, error.status, str(error), weights_file)
+
+
+def _refuse_a_stopped_run(run):
+    record = run.stop_record()
+    if record is not None:
+        raise StoppedRunError(
+            f"{run.path} holds a run that stopped ({record['reason']}): {record['message']} "
+            f"Its healthy weights are in {record['weights']}. Run again with --restart "
+            "(train(..., restart=True)) to start over; what the folder holds moves to attempts/.",
+            record["status"],
+        )
 
 
 @contextlib.contextmanager

@@ -55,7 +55,11 @@ def _titles():
 
 def _read_h5_layers(path):
     """The weight arrays of each layer that has any, in the file's layer order."""
-    with h5py.File(path, "r") as file:
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable HDF5 (.h5) file ({error}).") from None
+    with file:
         group = file["model_weights"] if "model_weights" in file else file
         if "layer_names" not in group.attrs:
             raise ValueError(

@@ -252,10 +252,21 @@ def _to_numpy(value):
 
 def _load(path):
     path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file.")
     if path.endswith(".safetensors"):
         safetensors = require("safetensors.numpy", f"Reading {path}", "safetensors")
-        return safetensors.load_file(path)
-    torch = require("torch", f"Reading {path} (a .safetensors file would not)", "torch")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        reader, kind = safetensors.load_file, "safetensors file"
+    else:
+        torch = require("torch", f"Reading {path} (a .safetensors file would not)", "torch")
+
+        def reader(path):  # weights only: an untrusted file's pickled code never runs
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+        kind = "PyTorch weights file (read with weights_only=True)"
+    try:
+        state = reader(path)
+    except Exception as error:  # each library has its own errors for a damaged file
+        raise ValueError(f"{path}: not a readable {kind} ({type(error).__name__}).") from None
     # timm's training checkpoints wrap the weights beside the optimizer state.
     return state.get("state_dict", state)

@@ -25,7 +25,14 @@ def read_slim_checkpoint(path, architecture):
     """
     import tensorflow as tf
 
-    reader = tf.train.load_checkpoint(checkpoint_path(path))
+    try:
+        reader = tf.train.load_checkpoint(checkpoint_path(path))
+    except tf.errors.OpError as error:
+        reason = error.message.splitlines()[0]
+        raise ValueError(
+            f"{os.fspath(path)}: not a readable TF-slim checkpoint (a prefix such as "
+            f"model.ckpt-90000, a .ckpt file or a folder holding one): {reason}"
+        ) from None
     network_scopes = {spec.slim_scope for spec in networks()}
     by_scope = {}
     for name in reader.get_variable_to_shape_map():
