@@ -48,6 +48,7 @@ def markdown_rows(output):
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
+@pytest.mark.slow
 def test_evaluate_prints_a_row_per_model_and_ensemble(saved_models, image_folder, tmp_path, capsys):
     folder, three, _ = saved_models
     root, images, labels = image_folder

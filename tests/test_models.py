@@ -23,6 +23,7 @@ FEATURE_CHANNELS = {"inception_v4": 1536, "inception_resnet_v1": 1792, "inceptio
 # --------------------------------------------------------------------------- keras.applications
 
 
+@pytest.mark.slow
 def test_inception_resnet_v2_has_the_parameter_count_of_keras_applications():
     ours = InceptionResNetV2()
     reference = keras.applications.InceptionResNetV2(weights=None)
@@ -32,6 +33,7 @@ def test_inception_resnet_v2_has_the_parameter_count_of_keras_applications():
     assert ours_notop.count_params() == reference_notop.count_params()
 
 
+@pytest.mark.slow
 def test_keras_applications_weights_load_and_give_the_same_outputs(tmp_path, images):
     keras.utils.set_random_seed(7)
     reference = keras.applications.InceptionResNetV2(

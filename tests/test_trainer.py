@@ -86,6 +86,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert not (interrupted / "backup").exists()  # removed once the run finished
 
 
+@pytest.mark.slow
 def test_auxiliary_head_is_trained_with_weight_0_4_and_main_metrics():
     recipe = load_recipe(
         "quickstart",

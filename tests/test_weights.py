@@ -173,6 +173,7 @@ def keras_applications_files(tmp_path_factory):
     return files
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind", [True, False, "whole"], ids=["weights-top", "weights-notop", "whole-model"]
 )
@@ -211,6 +212,7 @@ def md5(path):
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_imagenet_weights_download_cache_and_hash(keras_applications_files, tmp_path, monkeypatch):
     reference, original = keras_applications_files[True]
     served = tmp_path / "served" / "inception_resnet_v2_weights.h5"
@@ -262,6 +264,7 @@ def test_facenet_weights_need_the_embedding_head():
         InceptionResNetV1(weights="facenet-vggface2")
 
 
+@pytest.mark.slow
 def test_inception_v4_imagenet_converts_the_slim_tarball_once(tmp_path, monkeypatch):
     """Inception-v4's ImageNet weights are a slim tarball (1001 classes, auxiliary head): converted
     on first use into a cached .weights.h5 that later loads read instead."""
@@ -299,6 +302,7 @@ def test_inception_v4_imagenet_converts_the_slim_tarball_once(tmp_path, monkeypa
 # ----------------------------------------------------------------------------- the convert command
 
 
+@pytest.mark.slow
 def test_convert_command_writes_a_loadable_weights_file(keras_applications_files, tmp_path):
     reference, path = keras_applications_files[True]
     output = tmp_path / "converted.weights.h5"
@@ -309,6 +313,7 @@ def test_convert_command_writes_a_loadable_weights_file(keras_applications_files
     np.testing.assert_allclose(run(model, images()), run(reference, images()), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_convert_command_reports_a_mismatch_and_keeps_the_output(
     keras_applications_files, tmp_path, capsys
 ):

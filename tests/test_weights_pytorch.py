@@ -117,6 +117,7 @@ def test_timm_files_read_like_the_dict(timm_model, tmp_path):
         assert all(np.array_equal(tensors[k], expected[k]) for k in expected)
 
 
+@pytest.mark.slow
 def test_slim_checkpoint_from_timm_weights(timm_model, tmp_path):
     """A checkpoint with slim's names, shapes and 1001 classes, as the authors' releases have,
     built from the timm weights through the name tables: same logits, background dropped."""
@@ -181,6 +182,7 @@ def test_facenet_identity_classifier_is_skipped(facenet):
     assert with_logits.keys() == without.keys()
 
 
+@pytest.mark.slow
 def test_facenet_named_weights_convert_once(facenet, tmp_path, monkeypatch):
     module, embeddings = facenet
     served = tmp_path / "20180402-114759-vggface2.pt"
