@@ -198,7 +198,7 @@ def _evaluate(args):
     results = evaluate(ensemble, dataset, args.crops, batch_size=args.batch_size)
     print(markdown_table(results), end="")
     if skipped.count:
-        print(f"Skipped {skipped.count} unreadable images.", file=sys.stderr)
+        print(skipped.report(), file=sys.stderr)
     if args.csv:
         write_csv(results, args.csv)
     return 0

@@ -104,6 +104,8 @@ def test_folder_skips_and_counts_a_corrupt_image_and_labels_follow_sorted_folder
     assert bundle.skipped.count == 1
     assert sorted(labels_of(bundle.validation)) == [0, 1, 2]
     assert bundle.skipped.count == 1
+    (broken,) = bundle.skipped.files  # named, once
+    assert broken.endswith("broken.jpg") and broken in bundle.skipped.report()
 
     skipped = type(bundle.skipped)()
     raw, _ = load_raw(config, "train", skipped=skipped)

@@ -17,10 +17,27 @@ class SkipCounter:
 
     def __init__(self):
         self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_images")
+        # The files whose image is on its way: those left once the pipeline is idle are the
+        # unreadable ones (sources that read files; TFRecords and arrays have no file names).
+        self.pending_files = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, 0)
 
     @property
     def count(self):
         return int(self.variable.numpy())
+
+    @property
+    def files(self):
+        """The unreadable image files seen so far, sorted, each once."""
+        keys, _ = self.pending_files.export()
+        return sorted(key.decode() for key in keys.numpy())
+
+    def report(self, shown=5):
+        """One line for the console: how many images were skipped, and which files."""
+        files = self.files
+        names = ", ".join(files[:shown]) + (
+            f" and {len(files) - shown} more" if len(files) > shown else ""
+        )
+        return f"Skipped {self.count} unreadable images" + (f" ({names})." if files else ".")
 
     def __repr__(self):
         return f"SkipCounter(count={self.count})"
@@ -34,12 +51,17 @@ def map_images(dataset, kind, transform, skipped):
     """
 
     def load(payload, label):
-        with tf.control_dependencies([skipped.variable.assign_add(1)]):
+        entering = [skipped.variable.assign_add(1)]
+        if kind == PATH:
+            entering.append(skipped.pending_files.insert(payload[None], tf.ones([1], tf.int64)))
+        with tf.control_dependencies(entering):
             payload = tf.identity(payload)
         image = transform(_to_pixels(payload, kind))
         with tf.control_dependencies([image]):
-            done = skipped.variable.assign_sub(1)
-        with tf.control_dependencies([done]):
+            done = [skipped.variable.assign_sub(1)]
+            if kind == PATH:
+                done.append(skipped.pending_files.remove(payload[None]))
+        with tf.control_dependencies(done):
             return tf.identity(image), label
 
     return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()

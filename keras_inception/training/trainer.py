@@ -256,7 +256,7 @@ def train(recipe, *, output=None, restart=False, callbacks=(), verbose="auto"):
             raise
         finally:
             if data.skipped.count:
-                print(f"Skipped {data.skipped.count} unreadable images.")
+                print(data.skipped.report())
     print(f"Finished: model {run.model_file}, curves {run.curves_file}, log {run.log_file}.")
     return result
 
