@@ -25,8 +25,9 @@ class DeadNetworkDetector(keras.callbacks.Callback):
     """Stop a run whose last block has died, keeping the weights it had while alive.
 
     Every `check_every` optimizer steps, the fixed `probe_images` go through the model (inference
-    mode) up to the features before global pooling, and the fraction of exact zeros there is
-    measured, as slim's `zero_fraction` summaries did. A healthy network keeps many units active;
+    mode) up to the features before global pooling, and the fraction of exact zeros (and of
+    NaN or infinite values) there is measured, as slim's `zero_fraction` summaries did. A
+    healthy network keeps many units active;
     the paper's dying Inception-ResNets "started to produce only zeros". After `patience`
     consecutive checks at or above `threshold` the run stops, the weights of the last healthy
     check are put back at the end of training, and `message` says what happened.

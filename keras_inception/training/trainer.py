@@ -184,17 +184,15 @@ def fit(
         raise DeadNetworkError(detector.message)
     if run is not None:
         faults.reached("after_fit")
-        _finish(run, model)
+        _finish(run, model, recipe.training.epochs)
     return TrainingResult(model, history.history, None if run is None else run.path)
 
 
-def _finish(run, model):
+def _finish(run, model, epochs):
     """Save what a finished run leaves, each file whole, then the marker that says so."""
     run.save_model(model, run.model_file, "final_write")
     plotting.plot_runs([run.path], run.curves_file)
-    run.mark_finished(
-        {"model": run.model_file.name, "epochs": len(plotting.read_log(run.path)["epoch"])}
-    )
+    run.mark_finished({"model": run.model_file.name, "epochs": epochs})
 
 
 def train(recipe, *, output=None, restart=False, callbacks=(), verbose="auto"):
