@@ -6,7 +6,10 @@ upgrade fails loudly in one place instead of silently training differently. setu
 Keras and keras-cv to the versions these were written against.
 """
 
+import contextlib
+
 import keras
+import tensorflow as tf
 
 
 class ClipAfterAllReduce:
@@ -32,6 +35,46 @@ class ClipAfterAllReduce:
         return list(zip(super()._clip_gradients(list(grads)), variables))
 
 
+def average_decay(step, decay):
+    """The weight average's decay at optimizer step `step` (0 for the first), slim's
+    `tf.train.ExponentialMovingAverage(decay, num_updates=global_step)`:
+    min(decay, (1 + step) / (10 + step)). The short memory of the first steps lets the average
+    follow the weights out of their initialisation instead of holding it for ~1 / (1 - decay)
+    steps."""
+    step = keras.ops.cast(step, "float32")
+    return keras.ops.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+class SlimWeightAverage:
+    """Optimizer mixin: the weight average of `use_ema` kept as slim kept it, starting at the
+    variables' values when the optimizer is built and decaying by `average_decay`.
+
+    Keras's average starts at zero, copies the variables at the first step and decays by
+    `ema_momentum` from then on, so at 0.9999 it holds the random initialisation for thousands
+    of steps (the quickstart validated at chance for epochs). Keras has no public hook for
+    either. Its `build` adds the averages as the optimizer variables named "average"; this gives
+    them the variables as initial value (an initializer rather than an assignment, so that it also
+    holds when `model.fit` builds the optimizer inside its first traced step), and overrides
+    `_update_model_variables_moving_average`, which Keras calls before it counts the step, so
+    `iterations` is the step being taken.
+    """
+
+    def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
+        if name == "average":
+
+            def initializer(shape, dtype):
+                return keras.ops.cast(reference_variable, dtype)
+
+        return super().add_variable_from_reference(reference_variable, name, initializer)
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        decay = average_decay(self.iterations, self.ema_momentum)
+        for variable, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                kept = keras.ops.cast(decay, variable.dtype)
+                average.assign(kept * average + (1 - kept) * variable)
+
+
 def rmsprop_slots(optimizer, variable):
     """The mean-square and momentum slot variables a Keras RMSprop keeps for `variable` (Keras
     exposes them only as private lists, which a fused update kernel needs by variable)."""
@@ -40,6 +83,28 @@ def rmsprop_slots(optimizer, variable):
 
 
 def set_random_generator(layer, generator):
-    """Make a keras-cv preprocessing layer draw its random numbers from `generator` (a
-    `tf.random.Generator`); keras-cv takes only a seed, which cannot replay a resumed epoch."""
-    layer._random_generator = generator
+    """Make a keras-cv preprocessing layer and every layer inside it (RandAugment's operations)
+    draw their own random numbers from `generator` (a `tf.random.Generator`); keras-cv takes only
+    a seed, which cannot replay a resumed epoch. Returns those layers, `layer` first."""
+    layers = layer._flatten_layers(include_self=True, recursive=True)
+    for each in layers:
+        each._random_generator = generator
+    return layers
+
+
+@contextlib.contextmanager
+def global_generator(generator):
+    """Make `generator` TensorFlow's global `tf.random.Generator` inside the block, then put
+    back what was there, none included (TensorFlow can set it but not tell whether one is set).
+
+    keras-cv's RandomColorDegeneration, one of RandAugment's operations, passes no seed on, so
+    it asks for the global generator, which TensorFlow refuses to create under op determinism.
+    """
+    from tensorflow.python.ops import stateful_random_ops
+
+    previous = stateful_random_ops.global_generator
+    tf.random.set_global_generator(generator)
+    try:
+        yield
+    finally:
+        tf.random.set_global_generator(previous)
