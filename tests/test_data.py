@@ -1,12 +1,18 @@
 """The data pipeline: each source reads a small dataset the test writes, bad data fails early."""
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_inception.data import DataConfig, eval_preprocessing, load_raw, make_datasets
+from keras_inception.data.sources import open_source
+from keras_inception.errors import ConfigError
 
 SIZE = 75
 
@@ -215,6 +221,7 @@ def test_tfrecord_slim_layout_with_label_offset(slim_shards):
 
     bundle = make_datasets(config, image_size=SIZE, batch_size=4, seed=0)
     assert (bundle.train_examples, bundle.validation_examples) == (12, 6)
+    assert bundle.class_names is None and bundle.split_files is None  # label numbers only
     assert sorted(labels_of(bundle.train)) == sorted(label - 1 for label in 2 * stored)
     assert bundle.skipped.count == 0
     # Hosts read whole files: one of the two training shards each.
@@ -348,6 +355,7 @@ def test_tfds_dataset_prepared_on_disk(tmp_path):
     assert all(label_matches_colour(image, label) for image, label in pairs)
     bundle = make_datasets(config, image_size=SIZE, batch_size=2, seed=0)
     assert (bundle.num_classes, bundle.train_examples, bundle.validation_examples) == (3, 6, 3)
+    assert bundle.class_names == tuple(sorted(COLOURS)) and bundle.split_files is None
     assert sorted(labels_of(bundle.train)) == [0, 0, 1, 1, 2, 2]
     sliced = dataclasses.replace(config, train="train[:50%]")  # TFDS's split slicing works
     assert make_datasets(sliced, image_size=SIZE, batch_size=2).train_examples == 3
@@ -365,3 +373,175 @@ def test_training_on_one_class_is_refused_naming_the_folder(tmp_path):
     config = DataConfig(source="folder", train=str(tmp_path / "train"))
     with pytest.raises(ValueError, match=f"{tmp_path / 'train'}.*at least two"):
         make_datasets(config, image_size=SIZE, batch_size=1)
+
+
+def write_classes(root, counts):
+    """`counts[name]` tiny PNGs in `root/name/` for each class, in its COLOURS colour."""
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            png = tf.io.encode_png(solid(COLOURS[name], 6 + i % 3, 6)).numpy()
+            (root / name / f"{i:02d}.png").write_bytes(png)
+    return root
+
+
+def files_of(split):
+    """{class folder name: sorted paths} of a split's (path, label) pairs."""
+    by_class = {}
+    for path, _ in split:
+        by_class.setdefault(os.path.basename(os.path.dirname(path)), []).append(path)
+    return {name: sorted(paths) for name, paths in by_class.items()}
+
+
+SPLIT_COUNTS = {"ants": 10, "bees": 7, "cats": 4}
+
+
+def test_validation_split_holds_out_a_stratified_share_of_each_class(tmp_path):
+    root = write_classes(tmp_path / "train", SPLIT_COUNTS)
+    config = DataConfig(source="folder", train=str(root), validation_split=0.3)
+    bundle = make_datasets(config, image_size=SIZE, batch_size=2, seed=1)
+    train, validation = bundle.split_files["train"], bundle.split_files["validation"]
+    assert (bundle.train_examples, bundle.validation_examples) == (len(train), len(validation))
+    assert not {path for path, _ in train} & {path for path, _ in validation}
+    assert sorted(path for path, _ in train + validation) == sorted(
+        str(path) for path in root.glob("*/*.png")
+    )
+    held = {name: len(paths) for name, paths in files_of(validation).items()}
+    for name, count in SPLIT_COUNTS.items():
+        assert abs(held[name] - 0.3 * count) <= 1 and held[name] == max(1, round(0.3 * count))
+    assert all(bundle.class_names[label] in path for path, label in train + validation)
+    assert sorted(labels_of(bundle.validation)) == sorted(label for _, label in validation)
+
+    # The split is the seed's: the same again, another for another seed; load_raw takes it too.
+    assert open_source(config, seed=1).split("validation").files == validation
+    assert open_source(config, seed=2).split("validation").files != validation
+    raw, _ = load_raw(config, "validation", seed=1)
+    assert sum(1 for _ in raw) == len(validation)
+
+
+SPLIT_SCRIPT = """
+import json, sys
+from keras_inception.data import DataConfig
+from keras_inception.data.sources import open_source
+config = DataConfig(source="folder", train=sys.argv[1], validation_split=0.3)
+print(json.dumps(open_source(config, seed=1).split("validation").files))
+"""
+
+
+@pytest.mark.subprocess
+def test_validation_split_is_the_same_in_another_process(tmp_path):
+    root = write_classes(tmp_path / "train", SPLIT_COUNTS)
+    config = DataConfig(source="folder", train=str(root), validation_split=0.3)
+    output = subprocess.run(
+        [sys.executable, "-c", SPLIT_SCRIPT, str(root)], capture_output=True, text=True, check=True
+    ).stdout
+    there = [tuple(pair) for pair in json.loads(output.strip().splitlines()[-1])]
+    assert there == open_source(config, seed=1).split("validation").files
+
+
+def test_validation_split_refusals_name_the_key_or_the_folder(tmp_path):
+    for value in (0.0, 1.0, -0.2):
+        with pytest.raises(ConfigError, match=r"DataConfig\.validation_split must be in \(0, 1\)"):
+            DataConfig(source="folder", train="x", validation_split=value)
+    with pytest.raises(ConfigError, match="validation_split.*DataConfig.validation is set"):
+        DataConfig(source="folder", train="x", validation="y", validation_split=0.2)
+    with pytest.raises(ConfigError, match="validation_split.*source='folder'"):
+        DataConfig(validation_split=0.2)  # the digits keep their fixed split
+    root = write_classes(tmp_path / "train", {"ants": 3, "bees": 1})
+    config = DataConfig(source="folder", train=str(root), validation_split=0.2)
+    with pytest.raises(ValueError, match=f"{root / 'bees'} has one image.*at least 2"):
+        make_datasets(config, image_size=SIZE, batch_size=1)
+
+
+def test_an_empty_class_folder_in_the_training_folder_is_refused_naming_it(tmp_path):
+    root = write_classes(tmp_path / "train", {"ants": 2, "bees": 2})
+    (root / "cats").mkdir()
+    validation = write_classes(tmp_path / "validation", {"ants": 1})
+    (validation / "bees").mkdir()
+    config = DataConfig(source="folder", train=str(root), validation=str(validation))
+    with pytest.raises(ValueError, match=f"No images.*{root / 'cats'}"):
+        make_datasets(config, image_size=SIZE, batch_size=1)
+    # Without the cats, the empty bees folder is fine: validation may lack images of a class.
+    kept = dataclasses.replace(config, classes=("ants", "bees"))
+    assert make_datasets(kept, image_size=SIZE, batch_size=1).validation_examples == 1
+
+
+def test_classes_keep_those_classes_labelled_in_their_order(tmp_path):
+    root = write_classes(tmp_path / "train", {"ants": 2, "bees": 3, "cats": 4})
+    config = DataConfig(source="folder", train=str(root), classes=("cats", "ants"))
+    bundle = make_datasets(config, image_size=SIZE, batch_size=2)
+    assert (bundle.num_classes, bundle.class_names) == (2, ("cats", "ants"))
+    train = bundle.split_files["train"]
+    assert {name: len(paths) for name, paths in files_of(train).items()} == {"cats": 4, "ants": 2}
+    assert all(label == (0 if "cats" in path else 1) for path, label in train)
+    with pytest.raises(ValueError, match=r"\['wasps'\].*\['ants', 'bees', 'cats'\]"):
+        open_source(DataConfig(source="folder", train=str(root), classes=("ants", "wasps")))
+
+    digits = make_datasets(DataConfig(classes=("5", "7", "9")), image_size=SIZE, batch_size=8)
+    assert (digits.num_classes, digits.class_names) == (3, ("5", "7", "9"))
+    every, _ = load_raw(DataConfig())
+    # The fixed split's validation digits of those classes, relabelled 0, 1, 2.
+    expected = [
+        [5, 7, 9].index(label) for _, label in every.as_numpy_iterator() if label in (5, 7, 9)
+    ]
+    np.testing.assert_array_equal(labels_of(digits.validation), expected)
+    with pytest.raises(ValueError, match=r"\['10'\].*'0', '1'"):
+        open_source(DataConfig(classes=("1", "10")))
+    with pytest.raises(ConfigError, match="DataConfig.classes"):
+        DataConfig(classes=("ants", "ants"))
+    with pytest.raises(ConfigError, match="DataConfig.classes.*source is one of"):
+        DataConfig(source="tfrecord", num_classes=3, classes=("ants",))
+
+
+def test_examples_per_class_keeps_a_seeded_few_of_each_training_class(tmp_path):
+    root = write_classes(tmp_path / "train", {"ants": 10, "bees": 3})
+    write_classes(tmp_path / "validation", {"ants": 5, "bees": 5})
+    config = DataConfig(
+        source="folder",
+        train=str(root),
+        validation=str(tmp_path / "validation"),
+        examples_per_class=4,
+    )
+    bundle = make_datasets(config, image_size=SIZE, batch_size=2, seed=1)
+    kept = files_of(bundle.split_files["train"])
+    assert {name: len(paths) for name, paths in kept.items()} == {"ants": 4, "bees": 3}
+    assert bundle.train_examples == 7 and bundle.validation_examples == 10  # validation whole
+    assert files_of(open_source(config, seed=1).split("train").files) == kept
+    assert files_of(open_source(config, seed=2).split("train").files)["ants"] != kept["ants"]
+    # With a held-out split, the few come from the training share.
+    held_out = DataConfig(
+        source="folder", train=str(root), validation_split=0.5, examples_per_class=2
+    )
+    split = open_source(held_out, seed=1)
+    train, validation = split.split("train").files, split.split("validation").files
+    assert (len(train), len(validation)) == (2 + 1, 5 + 2)  # bees: round(1.5) = 2 held out
+    assert not {path for path, _ in train} & {path for path, _ in validation}
+
+    digits = make_datasets(DataConfig(examples_per_class=5), image_size=SIZE, batch_size=8)
+    assert (digits.train_examples, digits.validation_examples) == (50, 360)
+    with pytest.raises(ConfigError, match="DataConfig.examples_per_class"):
+        DataConfig(examples_per_class=0)
+
+
+def test_class_names_and_split_files_say_what_each_split_reads(image_folder):
+    config = DataConfig(
+        source="folder",
+        train=str(image_folder / "train"),
+        validation=str(image_folder / "validation"),
+    )
+    bundle = make_datasets(config, image_size=SIZE, batch_size=1)
+    assert bundle.class_names == ("ants", "bees", "cats")
+    train = bundle.split_files["train"]
+    assert len(train) == bundle.train_examples == 10  # the corrupt file is listed: it is read
+    assert sorted(train) == sorted(
+        (str(path), ["ants", "bees", "cats"].index(path.parent.name))
+        for path in (image_folder / "train").glob("*/*.jpg")
+    )
+    assert [label for _, label in bundle.split_files["validation"]] == [0, 1, 2]
+    halves = [
+        make_datasets(config, image_size=SIZE, batch_size=1, shard=(2, index)).split_files
+        for index in range(2)
+    ]  # each host lists its own share
+    assert sorted(halves[0]["train"] + halves[1]["train"]) == sorted(train)
+    digits = make_datasets(DataConfig(), image_size=SIZE, batch_size=8)
+    assert digits.class_names == tuple("0123456789") and digits.split_files is None

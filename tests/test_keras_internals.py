@@ -1,6 +1,7 @@
 """The private Keras and keras-cv attributes keras_inception/keras_internals.py relies on: each
 test fails loudly if an upgrade changes what it uses, before a run trains differently."""
 
+import importlib.util
 import inspect
 
 import keras
@@ -10,7 +11,7 @@ import tensorflow as tf
 from keras.src.backend.tensorflow.optimizer import TFOptimizer
 from keras.src.optimizers.base_optimizer import BaseOptimizer
 
-from keras_inception.data.inception_crop import inception_crop
+from keras_inception.data.augmentation import inception_crop
 from keras_inception.keras_internals import rmsprop_slots
 from keras_inception.training.optimizer import GlobalClipFusedRMSprop
 
@@ -40,6 +41,39 @@ def test_the_clip_still_happens_once_on_one_device():
     unclipped = keras.Variable(np.zeros((3, 4), "float32"))
     keras.optimizers.RMSprop(**{**settings, "global_clipnorm": None}).apply([gradient], [unclipped])
     assert not np.allclose(unclipped.numpy(), finals[1])
+
+
+def test_keras_keeps_the_weight_average_where_slim_weight_average_hooks_in():
+    """SlimWeightAverage gives an initializer to the variables Keras's `build` adds as "average"
+    and replaces their update, which each backend must call before the step is counted."""
+    build = inspect.getsource(BaseOptimizer.build)
+    assert "self._model_variables_moving_average = self.add_optimizer_variables(" in build
+    assert 'variables, "average"' in build
+    adding = inspect.getsource(BaseOptimizer.add_optimizer_variables)
+    assert "self.add_variable_from_reference(" in adding and "initializer=var_init" in adding
+    for method in (
+        BaseOptimizer.add_variable_from_reference,
+        TFOptimizer.add_variable_from_reference,
+    ):
+        parameters = ["self", "reference_variable", "name", "initializer"]
+        assert list(inspect.signature(method).parameters) == parameters
+    apply = inspect.getsource(BaseOptimizer.apply)
+    assert apply.index("self._backend_apply_gradients(") < apply.index("_iterations.assign_add(1)")
+    backends = [BaseOptimizer]
+    if importlib.util.find_spec("jax") is not None:
+        from keras.src.backend.jax.optimizer import JaxOptimizer
+
+        backends.append(JaxOptimizer)
+    for backend in backends:
+        update = "self._update_model_variables_moving_average("
+        assert update in inspect.getsource(backend._backend_apply_gradients)
+    method = BaseOptimizer._update_model_variables_moving_average
+    assert list(inspect.signature(method).parameters) == ["self", "trainable_variables"]
+    assert "_model_variables_moving_average" in inspect.getsource(keras.callbacks.SwapEMAWeights)
+    optimizer = keras.optimizers.SGD(use_ema=True)
+    variables = [keras.Variable(np.ones(2, "float32")), keras.Variable(np.ones(3, "float32"))]
+    optimizer.build(variables)
+    assert [a.shape for a in optimizer._model_variables_moving_average] == [(2,), (3,)]
 
 
 def test_rmsprop_slots_are_the_mean_square_and_momentum_of_the_variable():

@@ -6,6 +6,7 @@ from keras_inception.errors import check, coerce_fields, is_int, is_number
 
 SOURCES = ("digits", "folder", "tfrecord", "tfds")
 COLOUR_DISTORTIONS = ("fast", "full", "none")
+SUBSET_SOURCES = ("digits", "folder")  # those that `classes` and `examples_per_class` apply to
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,19 @@ class DataConfig:
             lists and digits are shuffled whole.
         min_crop_area: smallest fraction of the image area the training crop keeps (slim: 0.05;
             raise it for tiny images such as the digits).
+        validation_split: for a folder with no `validation` folder, the fraction of each class's
+            images held out for validation, drawn from the run's seed (the same files in every
+            process, run and resume). None: no split.
+        classes: keep only these classes, labelled in this order: subfolder names for folder,
+            "0".."9" for digits (to pre-train on some digits and fine-tune on the others); the
+            class count is then theirs.
+        examples_per_class: keep at most this many training images of each class, drawn from
+            the run's seed like the split (few-shot fine-tuning); validation keeps all its own.
+        rand_augment: apply keras-cv's RandAugment to each training image after slim's
+            preprocessing, at strength `rand_augment_magnitude` in [0, 1].
+        mixup, cutmix: the Beta alpha of keras-cv's MixUp and CutMix on each training batch, 0 for
+            off; with either on, training labels are mixed float32 one-hot rows, and with both
+            each batch gets one of the two.
     """
 
     source: str = "digits"
@@ -44,6 +58,13 @@ class DataConfig:
     colour_distortion: str = "fast"
     shuffle_buffer: int = 10_000
     min_crop_area: float = 0.05
+    validation_split: float | None = None
+    classes: tuple[str, ...] | None = None
+    examples_per_class: int | None = None
+    rand_augment: bool = False
+    rand_augment_magnitude: float = 0.5
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
     def __post_init__(self):
         coerce_fields(self, "DataConfig")
@@ -73,6 +94,64 @@ class DataConfig:
             "a number in (0, 1]",
             self.min_crop_area,
         )
+        self._check_subsets()
+        self._check_augmentation()
+
+    def _check_subsets(self):
+        _check(
+            self.classes is None or 0 < len(set(self.classes)) == len(self.classes),
+            "classes",
+            "a list of distinct class names or None",
+            self.classes,
+        )
+        split = self.validation_split
+        _check(split is None or 0.0 < split < 1.0, "validation_split", "in (0, 1)", split)
+        if split is not None:
+            _check(
+                self.source == "folder",
+                "validation_split",
+                "None unless source='folder' (digits keep their fixed split)",
+                split,
+            )
+            _check(
+                self.validation is None,
+                "validation_split",
+                f"None when DataConfig.validation is set ({self.validation!r})",
+                split,
+            )
+        _check(
+            self.examples_per_class is None or is_int(self.examples_per_class, minimum=1),
+            "examples_per_class",
+            "a positive integer or None",
+            self.examples_per_class,
+        )
+        for field in ("classes", "examples_per_class"):
+            _check(
+                getattr(self, field) is None or self.source in SUBSET_SOURCES,
+                field,
+                f"None unless source is one of {SUBSET_SOURCES}",
+                getattr(self, field),
+            )
+
+    def _check_augmentation(self):
+        _check(
+            0.0 <= self.rand_augment_magnitude <= 1.0,
+            "rand_augment_magnitude",
+            "a number in [0, 1]",
+            self.rand_augment_magnitude,
+        )
+        for field in ("mixup", "cutmix"):
+            _check(
+                getattr(self, field) >= 0.0,
+                field,
+                "a Beta alpha >= 0 (0: off)",
+                getattr(self, field),
+            )
+
+    @property
+    def mixes_batches(self):
+        """Whether training batches are mixed (MixUp or CutMix), their labels then one-hot."""
+        return self.mixup > 0 or self.cutmix > 0
 
 
 def _check(valid, field, expected, value):

@@ -7,7 +7,7 @@ generator's state replays the same augmentation.
 
 import tensorflow as tf
 
-from keras_inception.data.inception_crop import inception_crop
+from keras_inception.data.augmentation import inception_crop
 from keras_inception.imagenet import scale_pixels
 
 EVAL_CROP_FRACTION = 0.875

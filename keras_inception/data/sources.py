@@ -4,15 +4,19 @@
 Labels are the stored ones minus `DataConfig.label_offset` and must lie in [0, num_classes).
 A split is read in stored order, or shuffled by a seed tensor: the order is a pure function of
 that seed, so a training pass keyed on (seed, epoch) reads the same order in any process.
+The subsets a run draws (`validation_split`, `examples_per_class`) are pure functions of the
+run's seed and the sorted file lists, for the same reason.
 """
 
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from keras_inception.data.config import SUBSET_SOURCES
 from keras_inception.data.decoding import ENCODED, PATH, PIXELS
 from keras_inception.errors import require
 
@@ -23,6 +27,8 @@ DIGITS_VALIDATION_FRACTION = 0.2
 # TFDS reshuffles its files at each pass from this seed with state it keeps in the process: the
 # one part of a shuffled order not keyed on the pass's seed.
 TFDS_FILE_SHUFFLE_SEED = 0
+# What a seeded subset is drawn for: each its own stream, so one does not move the other.
+_HOLD_OUT, _KEEP = 0, 1
 TFRECORD_IMAGE = "image/encoded"
 TFRECORD_LABEL = "image/class/label"
 _TFRECORD_READERS = 16
@@ -38,38 +44,57 @@ class Split:
 
     `read(seed=None)` gives them as a dataset, in stored order or, with a [2] int64 seed
     tensor (it may be computed inside a tf.data function), in an order drawn from that seed.
+    `files`: for a split of image files, the `(path, label)` pairs it reads; else None.
     """
 
     read: Callable[..., tf.data.Dataset]
     examples: int
     kind: str
+    files: list | None = None
 
 
-def open_source(config):
-    """The source `config.source` names, with its class count resolved and checked."""
+def open_source(config, seed=0):
+    """The source `config.source` names, with its class count resolved and checked. Its
+    `class_names` are the names of labels 0, 1... (None where the data has none); `seed` draws
+    the subsets of the sources that take them (`validation_split`, `examples_per_class`)."""
+    if config.source in SUBSET_SOURCES:
+        return _SOURCES[config.source](config, seed)
     return _SOURCES[config.source](config)
 
 
 class DigitsSource:
     """scikit-learn's bundled 8x8 digits (no download) as uint8 RGB, split 80/20 with a
-    fixed seed, stratified by class."""
+    fixed seed, stratified by class; `classes` and `examples_per_class` then take from that
+    split, so the validation digits of a class are the same whichever are kept."""
 
-    def __init__(self, config):
+    def __init__(self, config, seed):
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 
         digits = load_digits()
         grey = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
         self._images = np.repeat(grey[..., np.newaxis], 3, axis=-1)
-        self._labels = digits.target
-        self.num_classes = _resolve_num_classes(config, len(digits.target_names), "the digits")
+        kept = _select_classes(
+            config.classes, [str(digit) for digit in digits.target_names], "the digits"
+        )
+        label_of = {int(name): label for label, name in enumerate(kept)}  # the others: -1
+        self._labels = np.array([label_of.get(digit, -1) for digit in digits.target])
+        self.num_classes = _resolve_num_classes(config, len(kept), "the digits")
+        self.class_names = _label_names(kept, config, self.num_classes)
         self._offset = config.label_offset
         train, validation = train_test_split(
             np.arange(len(self._labels)),
             test_size=DIGITS_VALIDATION_FRACTION,
-            stratify=self._labels,
+            stratify=digits.target,
             random_state=DIGITS_SPLIT_SEED,
         )
+        train, validation = (indices[self._labels[indices] >= 0] for indices in (train, validation))
+        if config.examples_per_class is not None:
+            chosen = np.zeros(len(self._labels), bool)
+            for label, name in enumerate(kept):
+                of_class = train[self._labels[train] == label]
+                chosen[_draw(of_class, config.examples_per_class, seed, _KEEP, name)[0]] = True
+            train = train[chosen[train]]
         self._indices = {"train": train, "validation": validation}
 
     def split(self, name, *, shard=None):
@@ -80,36 +105,72 @@ class DigitsSource:
 
 class FolderSource:
     """A folder with one subfolder per class (searched recursively, like
-    `keras.utils.image_dataset_from_directory`); labels follow the sorted subfolder names."""
+    `keras.utils.image_dataset_from_directory`); labels follow the sorted subfolder names, or
+    the order of `classes`. Every training class needs an image."""
 
-    def __init__(self, config):
+    def __init__(self, config, seed):
         root = config.train or config.validation
         if root is None:
             raise ValueError("DataConfig.train (a folder with one subfolder per class) is not set.")
-        self.class_names = _class_folders(root)
+        self._folders = _class_folders(root)
+        self._kept = _select_classes(config.classes, self._folders, f"the class folders of {root}")
         self.num_classes = _resolve_num_classes(
-            config, len(self.class_names), f"the {len(self.class_names)} class folders of {root}"
+            config, len(self._kept), f"the {len(self._kept)} class folders of {root}"
         )
+        self.class_names = _label_names(self._kept, config, self.num_classes)
         self._config = config
+        train = validation = None
+        if config.train is not None:
+            train = self._files_by_class(config.train, training=True)
+        if config.validation is not None:
+            validation = self._files_by_class(config.validation, training=False)
+        if config.validation_split is not None:
+            train, validation = _hold_out(train, config.validation_split, seed, config.train)
+        if config.examples_per_class is not None:
+            train = {
+                name: _draw(files, config.examples_per_class, seed, _KEEP, name)[0]
+                for name, files in train.items()
+            }
+        self._files = {"train": self._labelled(train), "validation": self._labelled(validation)}
 
     def split(self, name, *, shard=None):
-        root = getattr(self._config, name)
-        if root is None:
+        files = self._files[name]
+        if files is None:
             return None
-        unknown = sorted(set(_class_folders(root)) - set(self.class_names))
+        files = _take_shard(files, shard)
+        paths = np.array([path for path, _ in files])
+        labels = np.array([label for _, label in files], np.int32)
+        return _in_memory_split(paths, labels, PATH, files=files)
+
+    def _files_by_class(self, root, *, training):
+        """{class name: its sorted image files} under `root`; a training folder needs images in
+        every class folder, any other at least one image."""
+        unknown = sorted(set(_class_folders(root)) - set(self._folders))
         if unknown:
             raise ValueError(f"{root} has class folders that the training folder lacks: {unknown}.")
-        paths, labels = [], []
-        for label, class_name in enumerate(self.class_names):
-            found = _image_files(os.path.join(root, class_name))
-            paths += found
-            labels += [label - self._config.label_offset] * len(found)
-        if not paths:
+        by_class = {name: _image_files(os.path.join(root, name)) for name in self._kept}
+        kinds = ", ".join(IMAGE_EXTENSIONS)
+        empty = [os.path.join(root, name) for name, files in by_class.items() if not files]
+        if training and empty:
             raise ValueError(
-                f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in the class folders of {root}."
+                f"No images ({kinds}) found in the class folders {', '.join(empty)}: every class "
+                "needs images to train on (remove the folder, or leave it out of "
+                "DataConfig.classes)."
             )
-        paths, labels = _take_shard(paths, shard), _take_shard(labels, shard)
-        return _in_memory_split(np.array(paths), np.array(labels, np.int32), PATH)
+        if not any(by_class.values()):
+            raise ValueError(f"No images ({kinds}) found in the class folders of {root}.")
+        return by_class
+
+    def _labelled(self, by_class):
+        """The `(path, label)` pairs of `{class name: files}`, class after class."""
+        if by_class is None:
+            return None
+        offset = self._config.label_offset
+        return [
+            (path, label - offset)
+            for label, name in enumerate(self._kept)
+            for path in by_class[name]
+        ]
 
 
 class TFRecordSource:
@@ -124,6 +185,7 @@ class TFRecordSource:
                 "slim's background class."
             )
         self.num_classes = config.num_classes
+        self.class_names = None  # the shards hold label numbers only
         self._config = config
 
     def split(self, name, *, shard=None):
@@ -220,6 +282,7 @@ class TFDSSource:
                 f"The {where} has no class labels ({label_key!r} is not a ClassLabel)."
             )
         self.num_classes = _resolve_num_classes(config, label_feature.num_classes, f"the {where}")
+        self.class_names = _label_names(label_feature.names, config, self.num_classes)
         self._config = config
 
     def split(self, name, *, shard=None):
@@ -287,6 +350,58 @@ def _check_label_range(low, high, config, num_classes, where):
         )
 
 
+def _select_classes(wanted, available, where):
+    """The class names in label order: `wanted` (`DataConfig.classes`), each checked against
+    `available`, or all of `available` when None."""
+    if wanted is None:
+        return tuple(available)
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise ValueError(
+            f"DataConfig.classes names {unknown}, not among {where}: {list(available)}."
+        )
+    return wanted
+
+
+def _label_names(names, config, num_classes):
+    """`names` (of stored labels 0, 1...) as the names of labels 0..num_classes-1, or None
+    where `label_offset` or a larger `num_classes` leave labels without one."""
+    if config.label_offset != 0 or len(names) != num_classes:
+        return None
+    return tuple(names)
+
+
+def _draw(items, count, seed, purpose, class_name):
+    """`count` of `items` (a class's sorted files or indices) and the others, each in stored
+    order, drawn from numpy's `default_rng` keyed on (seed, purpose, class name) alone: the same
+    ones in every process, run and resume, whichever other classes are kept."""
+    order = np.random.default_rng([seed, purpose, zlib.crc32(class_name.encode())]).permutation(
+        len(items)
+    )
+    chosen = np.zeros(len(items), bool)
+    chosen[order[:count]] = True
+    return (
+        [item for item, kept in zip(items, chosen) if kept],
+        [item for item, kept in zip(items, chosen) if not kept],
+    )
+
+
+def _hold_out(by_class, fraction, seed, root):
+    """Split `{class name: files}` into training and validation ones, stratified:
+    max(1, round(n * fraction)) of each class's n files held out, at least one kept to train."""
+    train, validation = {}, {}
+    for name, files in by_class.items():
+        if len(files) < 2:
+            raise ValueError(
+                f"Class folder {os.path.join(root, name)} has one image: "
+                "DataConfig.validation_split needs at least 2 in each class, one to train on and "
+                "one to validate on."
+            )
+        held = min(len(files) - 1, max(1, round(len(files) * fraction)))
+        validation[name], train[name] = _draw(files, held, seed, _HOLD_OUT, name)
+    return train, validation
+
+
 def _class_folders(root):
     """The sorted class subfolders of `root`, hidden ones (".ipynb_checkpoints") left out."""
     if not tf.io.gfile.isdir(root):
@@ -319,7 +434,7 @@ def _take_shard(items, shard):
     return items[index::num_shards]
 
 
-def _in_memory_split(payloads, labels, kind):
+def _in_memory_split(payloads, labels, kind, files=None):
     """A split held in memory, shuffled as a whole (each permutation equally likely)."""
     payloads, labels = tf.constant(payloads), tf.constant(labels)
 
@@ -331,7 +446,7 @@ def _in_memory_split(payloads, labels, kind):
             (tf.gather(payloads, order), tf.gather(labels, order))
         )
 
-    return Split(read, len(labels), kind)
+    return Split(read, len(labels), kind, files)
 
 
 def _shuffle_blocks(dataset, block_size, seed):
