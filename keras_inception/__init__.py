@@ -8,6 +8,7 @@ from keras_inception.models import (
     InceptionResNetV2,
     InceptionV4,
     ResidualScale,
+    class_names,
     feature_model,
     registry,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "InceptionResNetV2",
     "InceptionV4",
     "ResidualScale",
+    "class_names",
     "decode_predictions",
     "feature_model",
     "fit",

@@ -56,37 +56,86 @@ def _reports_errors(handler):
 
 
 def _add_model_arguments(parser):
-    """--model (repeatable: several make an ensemble) and --weights, shared by evaluate and predict."""
+    """The models to run, shared by evaluate and predict: --model (repeatable: several make an
+    ensemble) with --member-weights, or --network with its published --weights."""
     parser.add_argument(
         "--model",
         action="append",
-        required=True,
-        metavar="FILE.keras",
-        help="a saved Keras model; repeat the option to average several as an ensemble",
+        metavar="MODEL",
+        help="a saved Keras model (.keras) or a run folder; repeat the option to average "
+        "several as an ensemble",
     )
     parser.add_argument(
-        "--weights",
+        "--member-weights",
         type=_numbers(float),
         metavar="W1,W2,...",
         help="ensemble weights, one per --model (default: equal)",
     )
+    parser.add_argument(
+        "--network",
+        metavar="NETWORK",
+        help="instead of --model: a network (`keras-inception networks` lists them) with "
+        "its published --weights",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="NAME",
+        help="with --network: the published weights to load, e.g. imagenet",
+    )
 
 
 def _load_ensemble(args):
-    """The --model files as an `Ensemble`, each member named after its file."""
+    """The models the arguments name as an `Ensemble`, each member named after its file."""
 
     from keras_inception.evaluation import Ensemble, Member
 
-    weights = args.weights or [1.0] * len(args.model)
+    if (args.network is None) == (args.model is None):
+        raise ValueError("give either --model (one or more) or --network with --weights.")
+    if args.network is not None:
+        return Ensemble(_pretrained_model(args.network, args.weights))
+    weights = args.member_weights or [1.0] * len(args.model)
     if len(weights) != len(args.model):
-        raise ValueError(f"{len(weights)} --weights for {len(args.model)} --model.")
+        raise ValueError(f"{len(weights)} --member-weights for {len(args.model)} --model.")
     members = []
     for path, weight in zip(args.model, weights):
-        if not os.path.isfile(path):
-            raise ValueError(f"no such model file: {path}")
-        name = os.path.splitext(os.path.basename(path))[0]
-        members.append(Member(_load_model(path), weight, name=name))
+        path = _model_file(path)
+        members.append(Member(_load_model(path), weight, name=_member_name(path)))
     return Ensemble(members)
+
+
+def _pretrained_model(network, weights):
+    """The network with its published `weights`, built for the input size they expect."""
+    from keras_inception.models import get_network
+
+    spec = get_network(network, key="--network")
+    if weights not in spec.weights:
+        raise ValueError(
+            f"--weights: {network} publishes {', '.join(spec.weights) or 'no weights'}; "
+            f"got {weights!r}."
+        )
+    pretrained = spec.weights[weights]
+    size = pretrained.input_size
+    return spec.factory(weights=weights, input_shape=(size, size, 3), **pretrained.model_config)
+
+
+def _model_file(path):
+    """`path`, or the final model of the run folder `path`."""
+    if os.path.isdir(path):
+        from keras_inception.run_folder import RunFolder
+
+        run = RunFolder(path)
+        if not run.finished:
+            raise ValueError(f"{path} holds no finished run, so it has no final model.")
+        return str(run.model_file)
+    if not os.path.isfile(path):
+        raise ValueError(f"no such model file or run folder: {path}")
+    return path
+
+
+def _member_name(path):
+    """A member's name: the file's name, or the run folder's for its final model."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.basename(os.path.dirname(os.path.abspath(path))) if stem == "model" else stem
 
 
 def _load_model(path):
@@ -185,11 +234,14 @@ def _evaluate(args):
     from keras_inception.evaluation import evaluate, markdown_table, write_csv
 
     ensemble = _load_ensemble(args)
+    # A model that carries class names reads the folders by name, in its label order.
+    named = ensemble.class_names is not None and args.source == "folder"
     config = DataConfig(
         source=args.source,
         validation=args.data,
         label_offset=args.label_offset,
         num_classes=ensemble.num_classes,
+        classes=tuple(ensemble.class_names) if named else None,
     )
     skipped = SkipCounter()
     dataset, _ = load_raw(config, "validation", skipped=skipped)
@@ -208,8 +260,9 @@ def _add_predict(subparsers):
     parser = subparsers.add_parser(
         "predict",
         help="the most likely classes of images",
-        description="Print the top classes of each image, with ImageNet names for 1000- and "
-        "1001-class models and class indices otherwise.",
+        description="Print the top classes of each image, named by the class names the model "
+        "carries (a fine-tuned run's folders), ImageNet's for 1000- and 1001-class models, and "
+        "by index otherwise.",
     )
     _add_model_arguments(parser)
     parser.add_argument(
@@ -225,27 +278,32 @@ def _add_predict(subparsers):
 
 @_reports_errors
 def _predict(args):
-    import numpy as np
-
-    from keras_inception.imagenet import NUM_CLASSES, decode_predictions
-
     ensemble = _load_ensemble(args)
     probabilities = ensemble.predict([_read_image(path) for path in args.images], args.crops)
-    if ensemble.num_classes in (NUM_CLASSES, NUM_CLASSES + 1):
-        tops = [
-            [(f"{name} ({wnid})", score) for wnid, name, score in row]
-            for row in decode_predictions(probabilities, top=args.top)
-        ]
-    else:
-        tops = [
-            [(f"class {index}", row[index]) for index in np.argsort(row)[::-1][: args.top]]
-            for row in probabilities
-        ]
-    for path, top in zip(args.images, tops):
+    for path, top in zip(args.images, _top_classes(ensemble, probabilities, args.top)):
         print(path)
         for rank, (label, score) in enumerate(top, 1):
             print(f"  {rank}. {label}  {score:.4f}")
     return 0
+
+
+def _top_classes(ensemble, probabilities, top):
+    """The `top` (label, probability) pairs of each row: the names the models carry, else
+    ImageNet's for 1000- and 1001-class models, else class indices."""
+    import numpy as np
+
+    from keras_inception.imagenet import NUM_CLASSES, decode_predictions
+
+    if ensemble.class_names is None and ensemble.num_classes in (NUM_CLASSES, NUM_CLASSES + 1):
+        return [
+            [(f"{name} ({wnid})", score) for wnid, name, score in row]
+            for row in decode_predictions(probabilities, top=top)
+        ]
+    names = ensemble.class_names or [f"class {index}" for index in range(ensemble.num_classes)]
+    return [
+        [(names[index], row[index]) for index in np.argsort(row)[::-1][:top]]
+        for row in probabilities
+    ]
 
 
 def _read_image(path):

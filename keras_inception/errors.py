@@ -80,10 +80,10 @@ def require(module, purpose, install):
 
 def coerce_fields(config, section):
     """Check each field of the dataclass instance `config` against its type annotation (int,
-    float, bool, str, `X | None`, `tuple[X, ...]`), taking an int for a float and a list for a
-    tuple; a mismatch is a `ConfigError` keyed `<section>.<field>` (`<field>` for no section).
-    Config dataclasses call it
-    first in `__post_init__`, so a bad type fails alike from a TOML file and from Python."""
+    float, bool, str, `X | None`, `tuple[X, ...]`), taking an int for a float, a list for a
+    tuple and `false` for None; a mismatch is a `ConfigError` keyed `<section>.<field>`
+    (`<field>` for no section). Config dataclasses call it first in `__post_init__`, so a bad
+    type fails alike from a TOML file and from Python."""
     hints = typing.get_type_hints(type(config))
     for item in dataclasses.fields(config):
         key = f"{section}.{item.name}" if section else item.name
@@ -94,7 +94,9 @@ def coerce_fields(config, section):
 def _coerce(value, hint, key):
     if isinstance(hint, types.UnionType):
         kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)]
-        if value is None and len(kinds) < len(typing.get_args(hint)):
+        optional = len(kinds) < len(typing.get_args(hint))
+        # TOML has no null: `false` turns off a setting that is on by default (`X | None`).
+        if optional and (value is None or (value is False and bool not in kinds)):
             return None
         errors = []
         for kind in kinds:  # the first kind that takes the value
@@ -106,10 +108,14 @@ def _coerce(value, hint, key):
         raise ConfigError(f"{key} must be {expectations}, got {value!r}.", key=key)
     if typing.get_origin(hint) is tuple:
         kinds = typing.get_args(hint)
+        if kinds[-1] is Ellipsis:  # tuple[X, ...]: any length
+            kinds = kinds[:1] * len(value) if isinstance(value, (list, tuple)) else kinds[:1]
+            count = "any number of"
+        else:
+            count = len(kinds)
         if not isinstance(value, (list, tuple)) or len(value) != len(kinds):
             raise ConfigError(
-                f"{key} must be a list of {len(kinds)} {kinds[0].__name__}s, got {value!r}.",
-                key=key,
+                f"{key} must be a list of {count} {kinds[0].__name__}s, got {value!r}.", key=key
             )
         return tuple(_coerce(item, kind, key) for item, kind in zip(value, kinds))
     if hint is float and is_int(value):

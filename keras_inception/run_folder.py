@@ -3,8 +3,12 @@ written so that no crash leaves something a later run would wrongly trust.
 
     recipe.toml            the resolved recipe (re-running on this folder must match it)
     distribution.json      replicas, global batch, scaled learning rate, steps per epoch
+    classes.txt            the class names, one per line, in label order
+    weights.json           what the run started from (`[model] weights`): tensors loaded, heads
+                           loaded and heads newly initialised
+    split.csv              with `data.validation_split`: every file, its label and its split
     log.csv                one row per epoch: losses, top-1/top-5, learning rate, zero fraction
-    zero_fraction.csv      every dead-network check: optimizer step, zero fraction
+    zero_fraction.csv      every dead-network check: epoch, step, zero fraction
     tensorboard/           TensorBoard logs
     checkpoints/           the model after each epoch (`epoch_NNN.keras`, optimizer included)
     backup/                the state to resume from while the run is unfinished: the weights and
@@ -75,6 +79,9 @@ class RunFolder:
 
     recipe_file = property(lambda self: self.path / "recipe.toml")
     distribution_file = property(lambda self: self.path / "distribution.json")
+    classes_file = property(lambda self: self.path / "classes.txt")
+    weights_file = property(lambda self: self.path / "weights.json")
+    split_file = property(lambda self: self.path / "split.csv")
     log_file = property(lambda self: self.path / "log.csv")
     zero_fraction_file = property(lambda self: self.path / "zero_fraction.csv")
     tensorboard_dir = property(lambda self: self.path / "tensorboard")
@@ -124,6 +131,21 @@ class RunFolder:
     def write_distribution(self, description):
         """Record the resolved distribution (`Placement.describe`) as `distribution.json`."""
         write_text(self.distribution_file, json.dumps(description, indent=2) + "\n")
+
+    def write_data_record(self, class_names, split_files=None):
+        """Record the class names (`classes.txt`) and, for a split folder, which file went where
+        (`split.csv`: split, label, class, path)."""
+        if class_names is not None:
+            write_text(self.classes_file, "".join(f"{name}\n" for name in class_names))
+        if split_files is None:
+            return
+        with atomic_path(self.split_file) as partial, open(partial, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["split", "label", "class", "path"])
+            for split, files in split_files.items():
+                for path, label in files:
+                    name = class_names[label] if class_names is not None else ""
+                    writer.writerow([split, label, name, path])
 
     def mark_finished(self, description):
         """Write the finished marker (last), then drop the backup it no longer needs."""
@@ -175,21 +197,21 @@ class RunFolder:
             if old != weights:
                 old.unlink()
 
-    def restore(self, model):
-        """Load the newest intact state into `model` (compiled) and return how many epochs it
-        had finished (0 for a fresh run). The backup comes first; if it cannot be read, the newest
+    def epochs_done(self):
+        """How many epochs the newest saved state (backup or checkpoint) had finished; 0 if none."""
+        return max((epochs for epochs, _ in self._saved_states()), default=0)
+
+    def restore(self, model, after=0):
+        """Load the newest intact state saved after more than `after` epochs into `model`
+        (compiled for the phase that state belongs to) and return how many epochs it had finished
+        (`after` when there is none). The backup comes first; if it cannot be read, the newest
         checkpoint that can, saying so. The logs are cut back to that epoch, so that each epoch
         appears in them once."""
         for partial in self.path.rglob("*.partial*"):  # what a killed write left
             partial.unlink()
-        candidates = []
-        if self.backup_state_file.exists():
-            state = json.loads(self.backup_state_file.read_text())
-            candidates.append((state["epochs_done"], self.backup_dir / state["weights"]))
-        checkpoints = sorted(self.checkpoints_dir.glob("epoch_*.keras"), reverse=True)
-        candidates += [(int(path.stem.removeprefix("epoch_")), path) for path in checkpoints]
+        candidates = [(epochs, path) for epochs, path in self._saved_states() if epochs > after]
         if not candidates:
-            return 0
+            return after
         model.optimizer.build(model.trainable_variables)
         for index, (epochs_done, path) in enumerate(candidates):
             try:
@@ -199,11 +221,23 @@ class RunFolder:
                 continue
             if index:
                 print(f"Resumed from {path}, after epoch {epochs_done}.")
-            step = int(model.optimizer.iterations.numpy())
             _cut_log(self.log_file, "epoch", below=epochs_done)
-            _cut_log(self.zero_fraction_file, "step", below=step + 1)
+            _cut_log(self.zero_fraction_file, "epoch", below=epochs_done)
             return epochs_done
         raise OSError(f"No backup or checkpoint in {self.path} can be read to resume from.")
+
+    def _saved_states(self):
+        """(epochs done, file) of the backup, then of each checkpoint, newest first."""
+        states = []
+        if self.backup_state_file.exists():
+            state = json.loads(self.backup_state_file.read_text())
+            states.append((state["epochs_done"], self.backup_dir / state["weights"]))
+        checkpoints = sorted(self.checkpoints_dir.glob("epoch_*.keras"), reverse=True)
+        return states + [
+            (int(path.stem.removeprefix("epoch_")), path)
+            for path in checkpoints
+            if ".partial" not in path.name  # what a killed write left
+        ]
 
 
 def _cut_log(path, column, below):

@@ -74,7 +74,7 @@ def test_dying_run_stops_with_its_last_healthy_weights(tmp_path):
         )
 
     checks = np.loadtxt(tmp_path / "zero_fraction.csv", delimiter=",", skiprows=1, ndmin=2)
-    steps, fractions = checks[:, 0].astype(int), checks[:, 1]
+    steps, fractions = checks[:, 1].astype(int), checks[:, 2]
     healthy = steps[fractions < recipe.detector.threshold]
     dead = steps[fractions >= recipe.detector.threshold]
     # Every check before the kill is healthy, every one after it dead, and the run stops at the

@@ -105,7 +105,12 @@ def test_evaluate_refuses_bad_options_by_name(saved_models, image_folder, capsys
         )
     assert "unknown crop scheme '7'" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(folder / "missing.keras"), "--data", str(root)]) == 1
-    assert "no such model file: " in capsys.readouterr().err
+    assert "no such model file or run folder: " in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(root)]) == 1
+    assert "either --model" in capsys.readouterr().err
+    two = ["--model", str(folder / "a.keras"), "--model", str(folder / "b.keras")]
+    assert main(["evaluate", *two, "--member-weights", "1", "--data", str(root)]) == 1
+    assert "1 --member-weights for 2 --model" in capsys.readouterr().err
     assert (
         main(
             [

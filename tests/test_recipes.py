@@ -19,6 +19,7 @@ from keras_inception.training import (
     load_recipe,
     recipe_to_toml,
 )
+from keras_inception.training.finetune import training_phases
 from keras_inception.training.optimizer import GlobalClipFusedRMSprop, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +32,30 @@ STEPS_PER_EPOCH = 100
 
 
 def test_bundled_recipes_are_found_by_name_and_load():
-    assert set(bundled_recipes()) == {"quickstart", *IMAGENET_RECIPES}
+    finetuning = {
+        "finetune_inception_resnet_v2",
+        "finetune_inception_v4",
+        "digits_0_4",
+        "digits_5_9",
+    }
+    assert set(bundled_recipes()) == {"quickstart", *IMAGENET_RECIPES, *finetuning}
     for name in bundled_recipes():
         recipe = load_recipe(name)
         assert recipe.name == name and recipe.description
+
+
+def test_the_finetuning_recipes_run_slims_two_phases_from_the_named_weights():
+    for network in ("inception_resnet_v2", "inception_v4"):
+        recipe = load_recipe(f"finetune_{network}")
+        assert (recipe.model.network, recipe.model.weights) == (network, "imagenet")
+        head, main = training_phases(recipe)
+        assert (head.trainable, head.learning_rate, head.epochs) == ("head", 0.01, 10)
+        assert (main.trainable, main.learning_rate, main.epochs) == ("all", 1e-4, 5)
+        assert recipe.training.steps_per_epoch * head.epochs == 1000  # slim's steps
+        assert recipe.data.source == "folder" and recipe.data.validation_split == 0.1
+    transfer = load_recipe("digits_5_9")
+    assert transfer.model.weights == load_recipe("digits_0_4").run_dir.as_posix()
+    assert set(transfer.data.classes).isdisjoint(load_recipe("digits_0_4").data.classes)
 
 
 def test_top_level_recipes_folder_is_the_packaged_one():
@@ -129,6 +150,16 @@ def write(tmp_path, text, name="run.toml"):
         ),
         ("[model]\naux_logits = true\ninput_size = 75", "model.aux_logits"),
         ("[detector]\nthreshold = 1.5", "detector.threshold"),
+        ("[optimizer]\nname = 'adam'", "optimizer.name"),
+        ("[optimizer]\nepsilon = 0", "optimizer.epsilon"),
+        ("[optimizer]\nnesterov = true", "optimizer.nesterov"),  # rmsprop has none
+        ("[optimizer]\nname = 'sgd'\nnesterov = 1", "optimizer.nesterov"),
+        ("[optimizer]\nname = 'adamw'\ndecoupled_weight_decay = -1", "optimizer.decoupled_weight"),
+        ("[schedule]\nname = 'linear'", "schedule.name"),
+        ("[schedule]\nwarmup_epochs = 1", "schedule.warmup_epochs"),  # exponential has none
+        ("[schedule]\nalpha = 0.1", "schedule.alpha"),
+        ("[schedule]\nname = 'cosine'\nwarmup_epochs = -1", "schedule.warmup_epochs"),
+        ("[schedule]\nname = 'cosine'\nalpha = 1.5", "schedule.alpha"),
         ("[data]\nsource = 'floppy'", "source"),
         ("model = 3", "model"),
     ],
@@ -185,10 +216,76 @@ def test_bad_overrides_name_the_key(override, message):
         load_recipe("quickstart", [override])
 
 
+def test_unknown_optimizer_and_schedule_names_list_the_choices():
+    with pytest.raises(
+        RecipeError, match=r"optimizer.name must be one of \('rmsprop', 'sgd', 'adamw'\)"
+    ):
+        load_recipe("quickstart", ["optimizer.name=adam"])
+    with pytest.raises(
+        RecipeError, match=r"schedule.name must be one of \('exponential', 'cosine'\)"
+    ):
+        load_recipe("quickstart", ["schedule.name=linear"])
+
+
+def test_the_new_optimizer_and_schedule_keys_take_their_defaults_and_read_back(tmp_path):
+    """Left out, they are the paper's method as before: RMSProp (epsilon 1.0, see
+    test_optimizer.py) and the exponential schedule. Set, they read back equal."""
+    recipe = load_recipe(write(tmp_path, "[data]\nsource = 'digits'"))
+    assert (recipe.optimizer.name, recipe.optimizer.epsilon) == ("rmsprop", None)
+    assert (recipe.optimizer.nesterov, recipe.optimizer.decoupled_weight_decay) == (False, 0.004)
+    assert (recipe.schedule.name, recipe.schedule.warmup_epochs, recipe.schedule.alpha) == (
+        "exponential",
+        0.0,
+        0.0,
+    )
+    assert "epsilon" not in recipe_to_toml(recipe)  # left out, it stays out
+    for overrides in (
+        ["optimizer.name=sgd", "optimizer.nesterov=true"],
+        ["optimizer.name=adamw", "optimizer.decoupled_weight_decay=0.01"],
+        ["schedule.name=cosine", "schedule.warmup_epochs=2.5", "schedule.alpha=0.01"],
+    ):
+        recipe = load_recipe("quickstart", overrides)
+        path = write(tmp_path, recipe_to_toml(recipe), "quickstart.toml")
+        assert load_recipe(path) == recipe
+
+
 def test_resolved_recipe_reads_back_equal(tmp_path):
     recipe = load_recipe("inception_resnet_v2_imagenet", ["optimizer.learning_rate=1e-5"])
     path = write(tmp_path, recipe_to_toml(recipe), "inception_resnet_v2_imagenet.toml")
     assert load_recipe(path) == recipe
+
+
+def test_false_turns_off_averaging_and_clipping_and_reads_back(tmp_path):
+    off = ["optimizer.ema_momentum=false", "optimizer.global_clipnorm=false"]
+    recipe = load_recipe("quickstart", off)
+    assert recipe.optimizer.ema_momentum is None and recipe.optimizer.global_clipnorm is None
+    path = write(tmp_path, recipe_to_toml(recipe), "quickstart.toml")
+    assert load_recipe(path) == recipe
+    with pytest.raises(RecipeError, match="training.deterministic must be bool"):
+        load_recipe("quickstart", ["training.deterministic=0.5"])
+
+
+def test_finetune_and_weights_keys_read_back(tmp_path):
+    recipe = load_recipe(
+        "quickstart",
+        [
+            'model.weights="runs/elsewhere"',
+            'finetune.trainable=["Mixed_7a", "Block8", "Logits"]',
+            "finetune.head_epochs=2",
+            "finetune.head_learning_rate=0.01",
+        ],
+    )
+    assert recipe.finetune.trainable == ("Mixed_7a", "Block8", "Logits")
+    path = write(tmp_path, recipe_to_toml(recipe), "quickstart.toml")
+    assert load_recipe(path) == recipe
+    for override, message in [
+        ('finetune.trainable="some"', "finetune.trainable must be one of"),
+        ("finetune.trainable=[]", "non-empty list"),
+        ("finetune.head_epochs=8", "fewer than training.epochs"),
+        ("finetune.head_learning_rate=0", "finetune.head_learning_rate must be > 0"),
+    ]:
+        with pytest.raises(RecipeError, match=message):
+            load_recipe("quickstart", [override])
 
 
 @pytest.mark.slow

@@ -14,11 +14,19 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import images, randomise, run, write_slim_checkpoint
 from keras.src.applications import inception_resnet_v2 as keras_inception_resnet_v2
 from keras.src.legacy.saving import legacy_h5_format
 
-from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, cli
+from keras_inception import (
+    InceptionResNetV1,
+    InceptionResNetV2,
+    InceptionV4,
+    cli,
+    decode_predictions,
+)
+from keras_inception.evaluation import Ensemble
 from keras_inception.models import get_network
 from keras_inception.weights import (
     Source,
@@ -214,7 +222,9 @@ def md5(path):
 
 
 @pytest.mark.slow
-def test_imagenet_weights_download_cache_and_hash(keras_applications_files, tmp_path, monkeypatch):
+def test_imagenet_weights_download_cache_and_hash(
+    keras_applications_files, tmp_path, monkeypatch, capsys
+):
     reference, original = keras_applications_files[True]
     served = tmp_path / "served" / "inception_resnet_v2_weights.h5"
     served.parent.mkdir()
@@ -237,6 +247,19 @@ def test_imagenet_weights_download_cache_and_hash(keras_applications_files, tmp_
     served.unlink()  # a second load must come from the cache
     features = InceptionResNetV2(weights="imagenet", include_top=False, input_shape=(SIZE, SIZE, 3))
     assert features.get_layer("Conv2d_7b_1x1").weights[0].numpy().std() > 0
+
+    # predict with the published weights, no model file: ImageNet names, the model's own answer.
+    image = tmp_path / "image.png"
+    pixels = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
+    tf.io.write_file(str(image), tf.io.encode_png(pixels))
+    command = ["predict", "--network", "inception_resnet_v2", "--weights", "imagenet"]
+    assert cli.main([*command, "--top", "1", str(image)]) == 0
+    printed = capsys.readouterr().out
+    at_299 = Ensemble(InceptionResNetV2(weights="imagenet"))
+    ((wnid, name, _),) = decode_predictions(at_299.predict([pixels]), top=1)[0]
+    assert f"1. {name} ({wnid})" in printed
+    assert cli.main([*command[:3], "--weights", "nope", str(image)]) == cli.BAD_INPUT_STATUS
+    assert "publishes imagenet" in capsys.readouterr().err
 
     served.write_bytes(original.read_bytes())
     (tmp_path / "other_cache").mkdir()

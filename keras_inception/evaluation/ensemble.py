@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_inception.evaluation.crops import check_image, get_scheme
 from keras_inception.imagenet import preprocess_input
+from keras_inception.models.class_names import class_names, output_layer
 
 
 class Member:
@@ -42,6 +43,7 @@ class Member:
             )
         self.input_size = shape[:2]
         self.num_classes = self.model.outputs[0].shape[-1]
+        self.class_names = class_names(model)
 
     def probabilities(self, crops):
         """Class probabilities [crops, classes] of crops in pixel values [0, 255]."""
@@ -69,7 +71,7 @@ class Member:
 
 def returns_logits(model):
     """Whether `model` ends in logits (linear activation) rather than softmax probabilities."""
-    (layer,) = [layer for layer in model.layers if layer.output is model.outputs[0]]
+    layer = output_layer(model)
     activation = getattr(layer, "activation", None)
     if isinstance(layer, keras.layers.Softmax) or activation is keras.activations.softmax:
         return False
@@ -125,9 +127,17 @@ class Ensemble:
                 "Ensemble members must predict the same classes; their output sizes are "
                 + ", ".join(f"{member.name}: {member.num_classes}" for member in members)
             )
+        named = {tuple(member.class_names) for member in members if member.class_names}
+        if len(named) > 1:
+            raise ValueError(
+                "Ensemble members must predict the same classes; their class names differ: "
+                + ", ".join(f"{member.name}: {member.class_names}" for member in members)
+            )
         self.members = members
         self.names = unique_names([member.name for member in members])
         self.num_classes = classes.pop()
+        # The members' class names (None if none carries any).
+        self.class_names = list(named.pop()) if named else None
 
     @property
     def name(self):

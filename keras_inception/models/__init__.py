@@ -1,6 +1,7 @@
 """The three networks of the paper as Keras functional models, and the registry that describes
 them. Importing this package registers the three networks (each file registers its own)."""
 
+from keras_inception.models.class_names import ClassNames, class_names, with_class_names
 from keras_inception.models.features import feature_model
 from keras_inception.models.flops import forward_flops
 from keras_inception.models.inception_resnet_v1 import InceptionResNetV1
@@ -17,15 +18,18 @@ from keras_inception.models.registry import (
 
 __all__ = [
     "BatchNormalization",
+    "ClassNames",
     "InceptionResNetV1",
     "InceptionResNetV2",
     "InceptionV4",
     "NetworkSpec",
     "PretrainedWeights",
     "ResidualScale",
+    "class_names",
     "feature_model",
     "forward_flops",
     "get_network",
     "network_names",
     "networks",
+    "with_class_names",
 ]

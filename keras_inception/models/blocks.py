@@ -17,11 +17,25 @@ from keras_inception.models.layers import BatchNormalization, ResidualScale
 
 SCOPE_SEPARATOR = "__"
 BATCH_NORM_EPSILON = 1e-3
+# The heads on top of the backbone: the classifier, slim's auxiliary classifier and FaceNet's
+# embedding. Published weights may carry heads a model leaves out, and fine-tuning replaces them.
+HEAD_SCOPES = ("Logits", "AuxLogits", "Bottleneck")
+CLASSIFIER_SCOPES = ("Logits", "AuxLogits")
 
 
 def scope(*parts):
     """Join slim scope parts into one Keras layer name."""
     return SCOPE_SEPARATOR.join(parts)
+
+
+def slim_scope(layer_name):
+    """The slim scope a Keras layer name stands for (`Mixed_6a/Branch_1/Conv2d_0b_3x3`)."""
+    return layer_name.replace(SCOPE_SEPARATOR, "/")
+
+
+def is_head(layer_name):
+    """Whether the layer belongs to one of the `HEAD_SCOPES`."""
+    return slim_scope(layer_name).split("/", 1)[0] in HEAD_SCOPES
 
 
 def conv_bn(x, filters, kernel_size, name, strides=1, padding="same"):

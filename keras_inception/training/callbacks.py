@@ -33,8 +33,8 @@ class DeadNetworkDetector(keras.callbacks.Callback):
     check are put back at the end of training, and `message` says what happened.
 
     Each check is kept in `checks` as `(step, zero_fraction)` and, with `log_path`, appended to
-    that CSV file as it happens; the latest value is added to the epoch logs as `zero_fraction`,
-    so CSVLogger and TensorBoard record it.
+    that CSV file (`epoch,step,zero_fraction`) as it happens; the latest value is added to the
+    epoch logs as `zero_fraction`, so CSVLogger and TensorBoard record it.
 
     Args:
         probe_images: one batch of model inputs, the same at every check.
@@ -43,7 +43,9 @@ class DeadNetworkDetector(keras.callbacks.Callback):
         patience: consecutive dead checks that stop the run.
         features_layer: the layer whose output is watched; default the input of the model's first
             GlobalAveragePooling2D.
-        log_path: optional CSV file (`step,zero_fraction`) that every check is appended to.
+        log_path: optional CSV file that every check is appended to.
+        initial_step: the run's step count when this optimizer started (a fine-tuning phase
+            after the first starts a fresh optimizer), added to the optimizer's own count.
     """
 
     def __init__(
@@ -54,8 +56,11 @@ class DeadNetworkDetector(keras.callbacks.Callback):
         patience=3,
         features_layer=None,
         log_path=None,
+        initial_step=0,
     ):
         super().__init__()
+        self.initial_step = initial_step
+        self._epoch = 0
         self.probe_images = probe_images
         self.check_every = check_every
         self.threshold = threshold
@@ -91,6 +96,7 @@ class DeadNetworkDetector(keras.callbacks.Callback):
         self._dead_checks = 0
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
         # On the first epoch, once any backup is restored: the weights the run starts from are
         # the fallback if no check finds the network alive.
         if self._healthy_weights is None:
@@ -127,7 +133,7 @@ class DeadNetworkDetector(keras.callbacks.Callback):
         self.model.set_weights(self._healthy_weights)
 
     def _step(self):
-        return int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        return self.initial_step + int(ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def _check_after(self, step):
         return (step // self.check_every + 1) * self.check_every
@@ -137,8 +143,8 @@ class DeadNetworkDetector(keras.callbacks.Callback):
         if self.log_path is not None:
             with open(self.log_path, "a") as file:
                 if file.tell() == 0:
-                    file.write("step,zero_fraction\n")
-                file.write(f"{step},{fraction}\n")
+                    file.write("epoch,step,zero_fraction\n")
+                file.write(f"{self._epoch},{step},{fraction}\n")
 
     def _explain(self, step, fraction):
         healthy = [check for check in self.checks if check[1] < self.threshold]

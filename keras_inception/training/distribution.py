@@ -152,9 +152,15 @@ class Placement:
             yield
 
     def scaled(self, recipe):
-        """`recipe` with the learning rate this placement trains at."""
+        """`recipe` with the learning rates this placement trains at (the head phase's too)."""
+        factor = self.learning_rate / self.base_learning_rate
         optimizer = dataclasses.replace(recipe.optimizer, learning_rate=self.learning_rate)
-        return dataclasses.replace(recipe, optimizer=optimizer)
+        finetune = recipe.finetune
+        if finetune.head_learning_rate is not None:
+            finetune = dataclasses.replace(
+                finetune, head_learning_rate=finetune.head_learning_rate * factor
+            )
+        return dataclasses.replace(recipe, optimizer=optimizer, finetune=finetune)
 
     def steps_per_epoch(self, local_examples):
         """Full global batches per epoch. Every process must run the same number of steps, so

@@ -38,7 +38,13 @@ def _in_unit_interval(value, *, open_low=False, open_high=False):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network and its hyperparameters. `None` keeps the network's own default."""
+    """The network and its hyperparameters. `None` keeps the network's own default.
+
+    `weights` is what training starts from: left out or "none" for a random initialisation,
+    else published weights by name ("imagenet"), a `.weights.h5` file, a `.keras` model, a run
+    folder, or any file `keras-inception convert` reads (see weights/transfer.py). A path may
+    name what another run will make, so it is read (and checked) when training starts.
+    """
 
     network: str = "inception_resnet_v2"
     input_size: int = 299
@@ -48,6 +54,7 @@ class ModelConfig:
     aux_logits: bool = False
     aux_loss_weight: float = 0.4
     embedding_size: int | None = None
+    weights: str | None = None
 
     def __post_init__(self):
         coerce_fields(self, "model")
@@ -118,18 +125,28 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """RMSProp as the paper ran it. `global_clipnorm` left out means no clipping;
-    `ema_momentum` left out means no weight averaging."""
+    """The optimizer `name` names: `rmsprop` as the paper ran it, `sgd` with `momentum`
+    (Nesterov's if `nesterov`) or `adamw`, Keras's AdamW with its decoupled weight decay
+    `decoupled_weight_decay` (on top of `training.weight_decay`'s loss penalty). `rho` is
+    RMSProp's alone; `epsilon` left out means the paper's 1.0 for rmsprop and Keras's default for
+    adamw (SGD has none). `global_clipnorm` left out means no clipping; `ema_momentum` left out
+    means no weight averaging (slim's, see `keras_internals.SlimWeightAverage`)."""
 
+    NAMES = ("rmsprop", "sgd", "adamw")
+
+    name: str = "rmsprop"
     learning_rate: float = 0.045
     rho: float = 0.9
     momentum: float = 0.9
-    epsilon: float = 1.0
+    epsilon: float | None = None
     global_clipnorm: float | None = 2.0
     ema_momentum: float | None = 0.9999
+    nesterov: bool = False
+    decoupled_weight_decay: float = 0.004
 
     def __post_init__(self):
         coerce_fields(self, "optimizer")
+        check(self.name in self.NAMES, "optimizer.name", f"one of {self.NAMES}", self.name)
         check(self.learning_rate > 0, "optimizer.learning_rate", "> 0", self.learning_rate)
         check(_in_unit_interval(self.rho, open_high=True), "optimizer.rho", "in [0, 1)", self.rho)
         check(
@@ -138,7 +155,12 @@ class OptimizerConfig:
             "in [0, 1)",
             self.momentum,
         )
-        check(self.epsilon > 0, "optimizer.epsilon", "> 0", self.epsilon)
+        check(
+            self.epsilon is None or self.epsilon > 0,
+            "optimizer.epsilon",
+            "> 0 (leave the key out for the optimizer's default)",
+            self.epsilon,
+        )
         check(
             self.global_clipnorm is None or self.global_clipnorm > 0,
             "optimizer.global_clipnorm",
@@ -151,20 +173,104 @@ class OptimizerConfig:
             "in [0, 1) (leave the key out for no averaging)",
             self.ema_momentum,
         )
+        check(
+            self.name == "sgd" or not self.nesterov,
+            "optimizer.nesterov",
+            "false unless optimizer.name is 'sgd'",
+            self.nesterov,
+        )
+        check(
+            self.decoupled_weight_decay >= 0,
+            "optimizer.decoupled_weight_decay",
+            ">= 0",
+            self.decoupled_weight_decay,
+        )
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Exponential decay of the learning rate: times `decay_rate` every `decay_epochs`."""
+    """The learning rate over training, as `name` says: `exponential` (the paper's) times
+    `decay_rate` every `decay_epochs` (in steps if `staircase`); `cosine` rises linearly from 0
+    over `warmup_epochs`, then falls along a cosine to `alpha` times the rate at the end of
+    training. Both start afresh with each optimizer (each training phase)."""
 
+    NAMES = ("exponential", "cosine")
+
+    name: str = "exponential"
     decay_rate: float = 0.94
     decay_epochs: float = 2.0
     staircase: bool = True
+    warmup_epochs: float = 0.0
+    alpha: float = 0.0
 
     def __post_init__(self):
         coerce_fields(self, "schedule")
+        check(self.name in self.NAMES, "schedule.name", f"one of {self.NAMES}", self.name)
         check(0 < self.decay_rate <= 1, "schedule.decay_rate", "in (0, 1]", self.decay_rate)
         check(self.decay_epochs > 0, "schedule.decay_epochs", "> 0", self.decay_epochs)
+        check(self.warmup_epochs >= 0, "schedule.warmup_epochs", ">= 0", self.warmup_epochs)
+        check(_in_unit_interval(self.alpha), "schedule.alpha", "in [0, 1]", self.alpha)
+        for key in ("warmup_epochs", "alpha"):  # the cosine's alone: refused where ignored
+            value = getattr(self, key)
+            check(
+                self.name == "cosine" or not value,
+                f"schedule.{key}",
+                "0 unless schedule.name is 'cosine'",
+                value,
+            )
+
+    def check_length(self, epochs):
+        """Refuse a warm-up that does not end within a training (or phase) of `epochs` epochs."""
+        check(
+            self.warmup_epochs < epochs,
+            "schedule.warmup_epochs",
+            f"less than the {epochs} epochs the schedule runs over",
+            self.warmup_epochs,
+        )
+
+
+TRAINABLE_SETS = ("all", "head")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Which layers train, and an optional first phase that trains only the head.
+
+    `trainable`: "all", "head" (the classifier, auxiliary classifier and embedding scopes), or
+    slim scope prefixes as slim's `--trainable_scopes` (`["Mixed_7a", "Block8", "Logits"]`, with
+    or without the network's scope in front); every other layer is frozen, its BatchNormalization
+    in inference mode. With `head_epochs`, the first that many of `training.epochs` train the
+    head alone at `head_learning_rate` (default: the optimizer's rate) with a fresh optimizer;
+    the rest train `trainable` at the recipe's rate and schedule, which start again there.
+    """
+
+    trainable: str | tuple[str, ...] = "all"
+    head_epochs: int = 0
+    head_learning_rate: float | None = None
+
+    def __post_init__(self):
+        coerce_fields(self, "finetune")
+        if isinstance(self.trainable, str):
+            check(
+                self.trainable in TRAINABLE_SETS,
+                "finetune.trainable",
+                f"one of {TRAINABLE_SETS} or a list of scope prefixes",
+                self.trainable,
+            )
+        else:
+            check(
+                len(self.trainable) > 0 and all(self.trainable),
+                "finetune.trainable",
+                "a non-empty list of scope prefixes",
+                self.trainable,
+            )
+        check(self.head_epochs >= 0, "finetune.head_epochs", ">= 0", self.head_epochs)
+        check(
+            self.head_learning_rate is None or self.head_learning_rate > 0,
+            "finetune.head_learning_rate",
+            "> 0",
+            self.head_learning_rate,
+        )
 
 
 @dataclass(frozen=True)
@@ -206,10 +312,23 @@ class Recipe:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def __post_init__(self):
         coerce_fields(self, None)
         check(0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)", self.seed)
+        check(
+            self.finetune.head_epochs < self.training.epochs,
+            "finetune.head_epochs",
+            f"fewer than training.epochs ({self.training.epochs}), which count the head phase",
+            self.finetune.head_epochs,
+        )
+        for phase_epochs in (
+            self.finetune.head_epochs,
+            self.training.epochs - self.finetune.head_epochs,
+        ):
+            if phase_epochs:  # each phase runs the schedule afresh
+                self.schedule.check_length(phase_epochs)
 
     @property
     def run_dir(self):
@@ -291,6 +410,10 @@ def recipe_to_toml(recipe):
                 f"{sub.name} = {_toml_value(getattr(value, sub.name))}"
                 for sub in dataclasses.fields(value)
                 if getattr(value, sub.name) is not None
+            ] + [  # a setting on by default, turned off
+                f"{sub.name} = false"
+                for sub in dataclasses.fields(value)
+                if getattr(value, sub.name) is None and sub.default is not None
             ]
             sections.append("\n".join([f"[{item.name}]", *lines]))
         elif value is not None:
@@ -323,7 +446,7 @@ def _build(cls, table, *, prefix, source, origins):
             raise RecipeError(
                 f"{source}: unknown key {prefix}{key}; "
                 f"{f'[{prefix[:-1]}]' if prefix else 'the top level'} takes "
-                f"{', '.join(name for name in names if name != 'name')}.",
+                f"{', '.join(name for name in names if prefix or name != 'name')}.",
                 key=f"{prefix}{key}",
             )
     values = {}
@@ -351,7 +474,7 @@ def _check_known(cls, dotted_key, source):
         if not dataclasses.is_dataclass(hint):
             raise RecipeError(f"{source}: unknown section {'.'.join(sections[: depth + 1])}.")
         cls = hint
-    if key not in {item.name for item in dataclasses.fields(cls)} or key == "name":
+    if key not in {item.name for item in dataclasses.fields(cls)} or dotted_key == "name":
         raise RecipeError(f"{source}: unknown key {dotted_key}.")
 
 

@@ -18,6 +18,7 @@ from keras_inception import faults, plotting
 from keras_inception.data import make_datasets
 from keras_inception.errors import DeadNetworkError, NonFiniteLossError, StoppedRunError
 from keras_inception.models import get_network
+from keras_inception.models.class_names import with_class_names
 from keras_inception.run_folder import RunFolder, write_text
 from keras_inception.training import distribution
 from keras_inception.training.callbacks import (
@@ -27,9 +28,11 @@ from keras_inception.training.callbacks import (
     LearningRateLogger,
     StopOnNonFinite,
 )
+from keras_inception.training.finetune import set_trainable, training_phases
 from keras_inception.training.optimizer import build_optimizer
 from keras_inception.training.precision import resolve_precision
 from keras_inception.training.recipe import recipe_to_toml
+from keras_inception.weights.transfer import is_random, load_initial_weights, write_report
 
 
 @dataclass
@@ -42,33 +45,46 @@ class TrainingResult:
     run_dir: Path | None = None
 
 
-def build_model(config, num_classes):
-    """The network a recipe's `[model]` section describes, with a softmax over `num_classes`."""
-    return get_network(config.network).factory(**config.factory_arguments(num_classes))
+def build_model(config, num_classes, class_names=None):
+    """The network a recipe's `[model]` section describes, with a softmax over `num_classes`
+    (named by `class_names`, which then travel with the model), and without its weights: the
+    trainer loads `config.weights` (`load_recipe_weights`)."""
+    model = get_network(config.network).factory(**config.factory_arguments(num_classes))
+    return model if class_names is None else with_class_names(model, class_names)
+
+
+def load_recipe_weights(model, config):
+    """Load the weights a `[model]` section names into `model` (backbone strictly, each head
+    where it fits) and return the `TransferReport`, or None for a random start."""
+    if is_random(config.weights):
+        return None
+    return load_initial_weights(model, config.weights, config.network, config.depths)
 
 
 def add_weight_decay(model, weight_decay):
-    """Slim's weight decay: an L2 penalty on every trainable convolution and dense kernel.
+    """Slim's weight decay: an L2 penalty on every convolution and dense kernel that trains.
 
     Slim's `l2_regularizer(4e-5)` adds 4e-5 * sum(w**2) / 2 to the loss; `keras.regularizers.L2`
     has no halving, hence the factor. A penalty in the loss (rather than the optimizer's decoupled
     `weight_decay`) is what the paper trained with: it goes through RMSProp's scaling and the
-    gradient clipping like any other gradient. The regulariser is set in each layer's config as
-    well as on its kernel, so a saved and reloaded model keeps it.
+    gradient clipping like any other gradient. Keras adds the penalty of trainable weights only,
+    so a frozen layer's regulariser costs nothing; it is set in each layer's config as well as on
+    its kernel, so a saved and reloaded model keeps it for fine-tuning.
     """
     if not weight_decay:
         return
     for layer in model.layers:
         kernel = getattr(layer, "kernel", None)
-        if layer.trainable and kernel is not None and hasattr(layer, "kernel_regularizer"):
+        if kernel is not None and hasattr(layer, "kernel_regularizer"):
             layer.kernel_regularizer = keras.regularizers.L2(weight_decay / 2)
             kernel.regularizer = layer.kernel_regularizer
 
 
-def compile_for_recipe(model, recipe, steps_per_epoch):
+def compile_for_recipe(model, recipe, steps_per_epoch, phase=None):
     """Compile for the recipe: label-smoothed cross-entropy on one-hot labels (weighted by
     `aux_loss_weight` on a second, auxiliary output), top-1 and top-5 accuracy, slim's weight
-    decay, and RMSProp with the recipe's schedule."""
+    decay, and the recipe's optimizer and schedule, over the training phase `phase` (a
+    `finetune.Phase`; default: the whole run at the optimizer's rate)."""
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.training.label_smoothing)
     outputs = len(model.outputs)
     metrics = [
@@ -76,20 +92,23 @@ def compile_for_recipe(model, recipe, steps_per_epoch):
         keras.metrics.TopKCategoricalAccuracy(5, name="top5"),
     ]
     add_weight_decay(model, recipe.training.weight_decay)
+    schedule = (
+        {} if phase is None else {"learning_rate": phase.learning_rate, "epochs": phase.epochs}
+    )
     model.compile(
-        optimizer=build_optimizer(recipe, steps_per_epoch),
+        optimizer=build_optimizer(recipe, steps_per_epoch, **schedule),
         loss=[loss] * outputs if outputs > 1 else loss,
         loss_weights=[1.0, recipe.model.aux_loss_weight] if outputs > 1 else None,
         metrics=[metrics] + [[]] * (outputs - 1) if outputs > 1 else metrics,
     )
 
 
-def recipe_callbacks(recipe, probe_images, run=None, data=None):
+def recipe_callbacks(recipe, probe_images, run=None, data=None, initial_step=0):
     """The recipe's callbacks: the stop on a non-finite loss, the learning-rate log, per-epoch
     seeds (keyed on `data`, a `DataBundle`, when given), the dead-network detector on
-    `probe_images`, the weight-average swap and, with a `RunFolder` `run`, its CSV and TensorBoard
-    logs, then each epoch's checkpoint and backup (after the logs, so that a resumed run cuts the
-    log back to its backup)."""
+    `probe_images` (counting steps from `initial_step`), the weight-average swap and, with a
+    `RunFolder` `run`, its CSV and TensorBoard logs, then each epoch's checkpoint and backup
+    (after the logs, so that a resumed run cuts the log back to its backup)."""
     detector = recipe.detector
     callbacks = [
         StopOnNonFinite(),
@@ -101,6 +120,7 @@ def recipe_callbacks(recipe, probe_images, run=None, data=None):
             threshold=detector.threshold,
             patience=detector.patience,
             log_path=None if run is None else run.zero_fraction_file,
+            initial_step=initial_step,
         ),
     ]
     if recipe.optimizer.ema_momentum is not None:
@@ -143,11 +163,14 @@ def fit(
     """Train `model` (softmax outputs; a second output is an auxiliary head) the recipe's way.
 
     `train_ds` yields `(images, labels)` batches, labels as class indices or one-hot; an epoch is
-    `steps_per_epoch(recipe, train_ds, batches_per_epoch)` batches. With `run_dir`, the run keeps
-    its logs, checkpoints and backup there, resumes from the backup if one exists, and once
-    trained saves the final model, the curves and the finished marker. `data`, the `DataBundle`
-    that `train_ds` comes from if it does, is told each epoch's number, so that a resumed epoch
-    reads the same data. `callbacks` are added to the recipe's.
+    `steps_per_epoch(recipe, train_ds, batches_per_epoch)` batches. The run trains in the
+    recipe's phases (`finetune.training_phases`: the head alone first with `finetune.head_epochs`),
+    each with the layers it trains and a fresh optimizer; a recipe without `[finetune]` trains
+    whatever the model's own trainable flags say. With `run_dir`, the run keeps its logs,
+    checkpoints and backup there, resumes from the backup if one exists (in the phase the backup
+    belongs to), and once trained saves the final model, the curves and the finished marker.
+    `data`, the `DataBundle` that `train_ds` comes from if it does, is told each epoch's number,
+    so that a resumed epoch reads the same data. `callbacks` are added to the recipe's.
 
     Raises `DeadNetworkError` if the dead-network detector stops the run, `NonFiniteLossError`
     if the loss becomes NaN or infinite; either way the model then holds the weights of the last
@@ -158,34 +181,58 @@ def fit(
     train_ds = _with_one_hot_targets(_epochs_of(train_ds, steps), num_classes, len(model.outputs))
     if val_ds is not None:
         val_ds = _with_one_hot_targets(val_ds, num_classes, len(model.outputs))
-    compile_for_recipe(model, recipe, steps)
     probe_source = val_ds if val_ds is not None else train_ds
     probe = next(iter(probe_source.unbatch().batch(recipe.detector.probe_size)))[0]
     run = None if run_dir is None else RunFolder(run_dir)
-    all_callbacks = recipe_callbacks(recipe, probe, run, data)
-    (detector,) = [c for c in all_callbacks if isinstance(c, DeadNetworkDetector)]
-    (non_finite,) = [c for c in all_callbacks if isinstance(c, StopOnNonFinite)]
+    done = 0 if run is None else run.epochs_done()
+    history = {}
+    phases = training_phases(recipe)
+    # Without a [finetune] section the model's own trainable flags are left as they are.
+    freezes = len(phases) > 1 or phases[0].trainable != "all"
+    for phase in phases:
+        if done > phase.end_epoch:
+            continue  # a later phase's state is restored below
+        if freezes:
+            set_trainable(model, phase.trainable, recipe.model.network)
+        compile_for_recipe(model, recipe, steps, phase)
+        initial_epoch = phase.start_epoch if run is None else run.restore(model, phase.start_epoch)
+        phase_callbacks = recipe_callbacks(recipe, probe, run, data, phase.start_epoch * steps)
+        # Each epoch of a phase that a resumed run had already finished is skipped by Keras,
+        # whose end of training still puts the weight average into the model, as the
+        # uninterrupted run did.
+        result = _fit_checked(
+            model,
+            phase_callbacks,
+            train_ds,
+            validation_data=val_ds,
+            epochs=phase.end_epoch,
+            initial_epoch=initial_epoch,
+            callbacks=[*callbacks, *phase_callbacks],
+            verbose=verbose,
+        )
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(values)
+    if run is not None:
+        faults.reached("after_fit")
+        _finish(run, model, recipe.training.epochs)
+    return TrainingResult(model, history, None if run is None else run.path)
+
+
+def _fit_checked(model, recipe_callbacks, train_ds, **fit_arguments):
+    """`model.fit`, then raise if the recipe's detector or non-finite stop tripped."""
+    (detector,) = [c for c in recipe_callbacks if isinstance(c, DeadNetworkDetector)]
+    (non_finite,) = [c for c in recipe_callbacks if isinstance(c, StopOnNonFinite)]
     with warnings.catch_warnings():
         # A validation set of unknown length ends by running out of data, as it should.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=recipe.training.epochs,
-            initial_epoch=0 if run is None else run.restore(model),
-            callbacks=[*callbacks, *all_callbacks],
-            shuffle=False,  # the dataset shuffles itself
-            verbose=verbose,
-        )
+        # The dataset shuffles itself.
+        result = model.fit(train_ds, shuffle=False, **fit_arguments)
     if non_finite.tripped:
         detector.restore_healthy_weights()
         raise NonFiniteLossError(non_finite.message)
     if detector.tripped:
         raise DeadNetworkError(detector.message)
-    if run is not None:
-        faults.reached("after_fit")
-        _finish(run, model, recipe.training.epochs)
-    return TrainingResult(model, history.history, None if run is None else run.path)
+    return result
 
 
 def _finish(run, model, epochs):
@@ -230,9 +277,16 @@ def train(recipe, *, output=None, restart=False, callbacks=(), verbose="auto"):
         steps = steps_per_epoch(
             recipe, batches_per_epoch=placement.steps_per_epoch(data.train_examples)
         )
-        model = build_model(recipe.model, data.num_classes)
+        model = build_model(recipe.model, data.num_classes, data.class_names)
+        loaded = load_recipe_weights(model, recipe.model)
+        for phase in training_phases(recipe):  # a scope that names no layer fails here
+            set_trainable(model, phase.trainable, recipe.model.network)
         run.claim(recipe_to_toml(recipe))  # everything is checked: the folder is this run's
         run.write_distribution(placement.describe(steps))
+        run.write_data_record(data.class_names, data.split_files)
+        if loaded is not None:
+            write_report(run.weights_file, loaded)
+            print(loaded.summary())
         try:
             result = fit(
                 model,

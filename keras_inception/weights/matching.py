@@ -10,14 +10,10 @@ import dataclasses
 
 import numpy as np
 
-from keras_inception.models.blocks import SCOPE_SEPARATOR
+from keras_inception.models.blocks import CLASSIFIER_SCOPES, HEAD_SCOPES, slim_scope
 
 # Keras variable names -> slim's.
 SLIM_VARIABLE_NAMES = {"kernel": "weights", "bias": "biases"}
-# Heads a source may carry that a model may leave out (include_top=False, no aux head, FaceNet's
-# embedding head): their tensors are used when the model has the head and skipped otherwise.
-HEAD_SCOPES = ("Logits", "AuxLogits", "Bottleneck")
-CLASSIFIER_SCOPES = ("Logits", "AuxLogits")
 # Slim's ImageNet classifiers have an extra class 0, "background", that no dataset uses.
 BACKGROUND_CLASSES = 1001
 GAMMA = "BatchNorm/gamma"
@@ -38,9 +34,34 @@ class WeightsMismatchError(ValueError):
     network)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class TransferReport:
+    """What `transfer_weights` did: the source, how many tensors it set, and the heads (slim
+    scopes) that came from the source, that stayed freshly initialised (and why), and that the
+    source had but the model has not."""
+
+    source: str
+    loaded: int
+    loaded_heads: tuple[str, ...]
+    new_heads: dict
+    unused_heads: tuple[str, ...]
+
+    def summary(self):
+        new = "; ".join(f"{head} new ({why})" for head, why in self.new_heads.items())
+        return (
+            f"Loaded {self.loaded} tensors from {self.source}"
+            + (f"; heads loaded: {', '.join(self.loaded_heads)}" if self.loaded_heads else "")
+            + (f"; {new}" if new else "")
+            + "."
+        )
+
+
+def _scope_of(name):
+    return name.split("/", 1)[0]
+
+
 def slim_name(layer, variable):
-    scope = layer.name.replace(SCOPE_SEPARATOR, "/")
-    return f"{scope}/{SLIM_VARIABLE_NAMES.get(variable.name, variable.name)}"
+    return f"{slim_scope(layer.name)}/{SLIM_VARIABLE_NAMES.get(variable.name, variable.name)}"
 
 
 def model_variables(model):
@@ -58,44 +79,93 @@ def assign_weights(model, source):
     lists every problem. Nothing is assigned unless everything fits, so a failed load leaves the
     model as it was."""
     targets = model_variables(model)
-    tensors, scaled = _drop_unit_gammas(source.tensors)
-    tensors = _skip_absent_heads(tensors, targets)
-    tensors = _drop_background_class(tensors, targets)
-    missing = sorted(targets.keys() - tensors.keys())
-    unexpected = sorted(tensors.keys() - targets.keys())
-    wrong_shapes = sorted(
-        f"{name}: source {tuple(tensors[name].shape)}, model {tuple(targets[name].shape)}"
-        for name in targets.keys() & tensors.keys()
-        if tuple(tensors[name].shape) != tuple(targets[name].shape)
-    )
-    if missing or unexpected or wrong_shapes or scaled:
-        raise WeightsMismatchError(
-            _mismatch_message(
-                source.description, model.name, missing, unexpected, wrong_shapes, scaled
-            )
-        )
-    for name, variable in targets.items():
-        variable.assign(tensors[name].astype(variable.dtype))
+    _assign(model, targets, _fitted_tensors(source, targets), source.description)
     return model
 
 
+def transfer_weights(model, source):
+    """Fine-tuning's load, as slim's `--checkpoint_exclude_scopes`: the backbone strictly, as
+    `assign_weights`; each head of the model (classifier, auxiliary classifier, embedding) from
+    the source when the source has it with every shape the model's, and otherwise left as
+    initialised (a new class count, say). Returns a `TransferReport`."""
+    targets = model_variables(model)
+    tensors = _fitted_tensors(source, targets)
+    model_heads = sorted({_scope_of(name) for name in targets} & set(HEAD_SCOPES))
+    new_heads = {}
+    for head in model_heads:
+        names = [name for name in targets if _scope_of(name) == head]
+        if not any(_scope_of(name) == head for name in tensors):
+            new_heads[head] = "not in the source"
+        elif any(
+            name not in tensors or _shape(tensors[name]) != _shape(targets[name]) for name in names
+        ):
+            shapes = ", ".join(
+                f"{name}: source {_shape(tensors[name]) if name in tensors else 'none'}, "
+                f"model {_shape(targets[name])}"
+                for name in names
+                if name not in tensors or _shape(tensors[name]) != _shape(targets[name])
+            )
+            new_heads[head] = f"shapes differ: {shapes}"
+    kept = {name: v for name, v in targets.items() if _scope_of(name) not in new_heads}
+    tensors = {name: a for name, a in tensors.items() if _scope_of(name) not in new_heads}
+    _assign(model, kept, tensors, source.description)
+    return TransferReport(
+        source=source.description,
+        loaded=len(kept),
+        loaded_heads=tuple(head for head in model_heads if head not in new_heads),
+        new_heads=new_heads,
+        unused_heads=tuple(
+            sorted(
+                {_scope_of(name) for name in source.tensors} & set(HEAD_SCOPES) - set(model_heads)
+            )
+        ),
+    )
+
+
+def _shape(array):
+    return tuple(array.shape)
+
+
+def _fitted_tensors(source, targets):
+    """The source's tensors made to fit the model's conventions: unit BN gammas dropped (any
+    other gamma kept, for the mismatch listing), heads the model leaves out dropped, slim's
+    background class dropped for a 1000-class model."""
+    tensors = _drop_unit_gammas(source.tensors)
+    tensors = _skip_absent_heads(tensors, targets)
+    return _drop_background_class(tensors, targets)
+
+
+def _assign(model, targets, tensors, description):
+    """Assign `targets` (slim name -> variable) from `tensors`, all or nothing."""
+    scaled = sorted(name for name in tensors if name.endswith(GAMMA))
+    missing = sorted(targets.keys() - tensors.keys())
+    unexpected = sorted(tensors.keys() - targets.keys() - set(scaled))
+    wrong_shapes = sorted(
+        f"{name}: source {_shape(tensors[name])}, model {_shape(targets[name])}"
+        for name in targets.keys() & tensors.keys()
+        if _shape(tensors[name]) != _shape(targets[name])
+    )
+    if missing or unexpected or wrong_shapes or scaled:
+        raise WeightsMismatchError(
+            _mismatch_message(description, model.name, missing, unexpected, wrong_shapes, scaled)
+        )
+    for name, variable in targets.items():
+        variable.assign(tensors[name].astype(variable.dtype))
+
+
 def _drop_unit_gammas(tensors):
-    """Drop BN gammas that are all ones (our BN has no scale, and a ReLU follows it); return the
-    names of any other gamma, which this model cannot hold."""
-    kept, scaled = {}, []
-    for name, array in tensors.items():
-        if name.endswith(GAMMA):
-            if not np.all(array == 1):
-                scaled.append(name)
-            continue
-        kept[name] = array
-    return kept, sorted(scaled)
+    """Drop BN gammas that are all ones (our BN has no scale, and a ReLU follows it); any other
+    gamma stays, and `_assign` lists it as one this model cannot hold."""
+    return {
+        name: array
+        for name, array in tensors.items()
+        if not (name.endswith(GAMMA) and np.all(array == 1))
+    }
 
 
 def _skip_absent_heads(tensors, targets):
-    present = {name.split("/", 1)[0] for name in targets}
-    absent = set(HEAD_SCOPES) - present
-    return {name: a for name, a in tensors.items() if name.split("/", 1)[0] not in absent}
+    absent = set(HEAD_SCOPES) - {_scope_of(name) for name in targets}
+    return {name: a for name, a in tensors.items() if _scope_of(name) not in absent}
 
 
 def _drop_background_class(tensors, targets):
@@ -103,7 +173,7 @@ def _drop_background_class(tensors, targets):
     by dropping class 0 (background); a model built with classes=1001 keeps it."""
     adapted = dict(tensors)
     for name, variable in targets.items():
-        if name.split("/", 1)[0] not in CLASSIFIER_SCOPES or name not in tensors:
+        if _scope_of(name) not in CLASSIFIER_SCOPES or name not in tensors:
             continue
         array = tensors[name]
         if array.shape[-1] == BACKGROUND_CLASSES and variable.shape[-1] == BACKGROUND_CLASSES - 1:
