@@ -63,7 +63,9 @@ class SlimWeightAverage:
         if name == "average":
 
             def initializer(shape, dtype):
-                return keras.ops.cast(reference_variable, dtype)
+                # A copy: JAX donates each optimizer variable's buffer to the step, and a cast to
+                # the same dtype would share the model variable's.
+                return keras.ops.copy(keras.ops.cast(reference_variable, dtype))
 
         return super().add_variable_from_reference(reference_variable, name, initializer)
 

@@ -24,6 +24,10 @@ def test_recipes_lists_one_line_each():
     )
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == [
+        "digits_0_4",
+        "digits_5_9",
+        "finetune_inception_resnet_v2",
+        "finetune_inception_v4",
         "inception_resnet_v1_imagenet",
         "inception_resnet_v2_imagenet",
         "inception_v4_imagenet",

@@ -183,6 +183,13 @@ def test_weight_decay_survives_a_save_and_load(tmp_path):
     assert isinstance(layer.kernel_regularizer, keras.regularizers.L2)
     assert layer.kernel_regularizer.l2 == pytest.approx(2e-5)
     np.testing.assert_allclose(float(sum(loaded.losses)), float(sum(model.losses)), rtol=1e-6)
+    # Only what trains is penalised: freezing a layer takes its kernel's penalty out of the loss.
+    frozen = loaded.get_layer(BACKBONE_KERNEL)
+    penalty = 2e-5 * float(np.sum(np.square(frozen.kernel.numpy())))
+    frozen.trainable = False
+    np.testing.assert_allclose(
+        float(sum(loaded.losses)), float(sum(model.losses)) - penalty, rtol=1e-5
+    )
 
 
 def test_class_names_travel_with_a_saved_model(tmp_path):
@@ -280,3 +287,9 @@ def test_predict_on_a_fine_tuned_run_prints_the_folders_class_names(tmp_path, ca
     assert cli.main(["predict", "--model", str(run), "--top", "2", image]) == 0
     printed = capsys.readouterr().out
     assert "apple" in printed and "banana" in printed and "class 0" not in printed
+    # evaluate reads a folder by the model's class names: one without them is refused by name.
+    assert cli.main(["evaluate", "--model", str(run), "--data", str(tmp_path / "fruit")]) == 0
+    assert "| run | single | 24 |" in capsys.readouterr().out
+    (tmp_path / "fruit" / "banana").rename(tmp_path / "fruit" / "cherry")
+    assert cli.main(["evaluate", "--model", str(run), "--data", str(tmp_path / "fruit")]) == 1
+    assert "banana" in capsys.readouterr().err

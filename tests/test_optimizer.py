@@ -214,17 +214,29 @@ def check_the_recorded_averages(initial, steps, decay):
         previous = average
 
 
-def test_the_average_warms_up_under_model_fit():
+def averaged_sgd_model():
+    """A small model compiled with SGD and a 0.9 weight average (built in a strategy's scope
+    when one is active)."""
     model = dense_model()
     model.compile(
         optimizer=build_optimizer(recipe("optimizer.name=sgd", "optimizer.ema_momentum=0.9"), 4),
         loss="categorical_crossentropy",
     )
+    return model
+
+
+def fit_recording_averages(model):
+    """Four steps of `model.fit` on seeded data; the `RecordAverages` of them."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16, 4)).astype("float32")
     y = np.eye(3, dtype="float32")[rng.integers(0, 3, 16)]
     recorder = RecordAverages()
     model.fit(x, y, batch_size=4, epochs=1, callbacks=[recorder], verbose=0)
+    return recorder
+
+
+def test_the_average_warms_up_under_model_fit():
+    recorder = fit_recording_averages(averaged_sgd_model())
     assert len(recorder.steps) == 4
     check_the_recorded_averages(recorder.initial, recorder.steps, 0.9)
 
@@ -234,22 +246,13 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras, numpy as np
 sys.path.insert(0, "tests")
-from test_optimizer import RecordAverages, build_optimizer, dense_model, recipe
+from test_optimizer import averaged_sgd_model, fit_recording_averages
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
-    model = dense_model()
-    model.compile(
-        optimizer=build_optimizer(recipe("optimizer.name=sgd", "optimizer.ema_momentum=0.9"), 4),
-        loss="categorical_crossentropy",
-    )
-rng = np.random.default_rng(0)
-x = rng.normal(size=(16, 4)).astype("float32")
-y = np.eye(3, dtype="float32")[rng.integers(0, 3, 16)]
-recorder = RecordAverages()
-model.fit(x, y, batch_size=4, epochs=1, callbacks=[recorder], verbose=0)
+    model = averaged_sgd_model()
+recorder = fit_recording_averages(model)
 replicas = [
     [value.numpy().tolist() for value in strategy.experimental_local_results(average.value)]
     for average in model.optimizer._model_variables_moving_average

@@ -193,7 +193,12 @@ def fit(
         if done > phase.end_epoch:
             continue  # a later phase's state is restored below
         if freezes:
-            set_trainable(model, phase.trainable, recipe.model.network)
+            trained = set_trainable(model, phase.trainable, recipe.model.network)
+            print(
+                f"Phase {phase.name!r}: epochs {phase.start_epoch + 1}-{phase.end_epoch} train "
+                f"{len(trained)} layers ({_describe(phase.trainable)}) from learning rate "
+                f"{phase.learning_rate:g}; the others are frozen."
+            )
         compile_for_recipe(model, recipe, steps, phase)
         initial_epoch = phase.start_epoch if run is None else run.restore(model, phase.start_epoch)
         phase_callbacks = recipe_callbacks(recipe, probe, run, data, phase.start_epoch * steps)
@@ -216,6 +221,10 @@ def fit(
         faults.reached("after_fit")
         _finish(run, model, recipe.training.epochs)
     return TrainingResult(model, history, None if run is None else run.path)
+
+
+def _describe(trainable):
+    return trainable if isinstance(trainable, str) else ", ".join(trainable)
 
 
 def _fit_checked(model, recipe_callbacks, train_ds, **fit_arguments):
