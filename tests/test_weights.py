@@ -248,15 +248,20 @@ def test_imagenet_weights_download_cache_and_hash(
     features = InceptionResNetV2(weights="imagenet", include_top=False, input_shape=(SIZE, SIZE, 3))
     assert features.get_layer("Conv2d_7b_1x1").weights[0].numpy().std() > 0
 
-    # predict with the published weights, no model file: ImageNet names, the model's own answer.
+    # predict with the published weights, no model file: ImageNet names, the model's own answer
+    # (at the entry's input size, made small here).
+    monkeypatch.setitem(
+        get_network("inception_resnet_v2").weights,
+        "imagenet",
+        dataclasses.replace(entry, input_size=SIZE),
+    )
     image = tmp_path / "image.png"
     pixels = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
     tf.io.write_file(str(image), tf.io.encode_png(pixels))
     command = ["predict", "--network", "inception_resnet_v2", "--weights", "imagenet"]
     assert cli.main([*command, "--top", "1", str(image)]) == 0
     printed = capsys.readouterr().out
-    at_299 = Ensemble(InceptionResNetV2(weights="imagenet"))
-    ((wnid, name, _),) = decode_predictions(at_299.predict([pixels]), top=1)[0]
+    ((wnid, name, _),) = decode_predictions(Ensemble(model).predict([pixels]), top=1)[0]
     assert f"1. {name} ({wnid})" in printed
     assert cli.main([*command[:3], "--weights", "nope", str(image)]) == cli.BAD_INPUT_STATUS
     assert "publishes imagenet" in capsys.readouterr().err
