@@ -83,15 +83,21 @@ def test_rand_augment_computes_in_float32_under_mixed_precision():
     np.testing.assert_array_equal(results[0], results[1])
 
 
-def test_mixup_mixes_images_and_labels_alike():
+def mixed_solid_batch(mixup, cutmix, seed):
+    """A batch of 8 solid images of 4 classes mixed, as arrays, its labels checked to be mixed
+    one-hot rows."""
     images, labels = solid_batch(np.arange(8) % 4)
-    mixed_images, mixed_labels = mix_batches(0.4, 0.0, 4, tf.random.Generator.from_seed(3))(
-        images, labels
-    )
+    generator = tf.random.Generator.from_seed(seed)
+    mixed_images, mixed_labels = mix_batches(mixup, cutmix, 4, generator)(images, labels)
     mixed_images, mixed_labels = mixed_images.numpy(), mixed_labels.numpy()
     assert mixed_labels.dtype == np.float32 and mixed_labels.shape == (8, 4)
     np.testing.assert_allclose(mixed_labels.sum(axis=1), 1.0, atol=1e-6)
     assert mixed_labels.max(axis=1).min() < 0.99  # not all one-hot
+    return images, mixed_images, mixed_labels
+
+
+def test_mixup_mixes_images_and_labels_alike():
+    _, mixed_images, mixed_labels = mixed_solid_batch(0.4, 0.0, 3)
     # Each image is the same blend of class colours as its label.
     expected = np.broadcast_to((mixed_labels @ COLOURS)[:, None, None, :], mixed_images.shape)
     np.testing.assert_allclose(mixed_images, expected, atol=1e-5)
@@ -99,14 +105,7 @@ def test_mixup_mixes_images_and_labels_alike():
 
 
 def test_cutmix_pastes_a_partners_box_and_weights_its_label():
-    images, labels = solid_batch(np.arange(8) % 4)
-    mixed_images, mixed_labels = mix_batches(0.0, 1.0, 4, tf.random.Generator.from_seed(4))(
-        images, labels
-    )
-    mixed_images, mixed_labels = mixed_images.numpy(), mixed_labels.numpy()
-    assert mixed_labels.dtype == np.float32 and mixed_labels.shape == (8, 4)
-    np.testing.assert_allclose(mixed_labels.sum(axis=1), 1.0, atol=1e-6)
-    assert mixed_labels.max(axis=1).min() < 0.99
+    images, mixed_images, mixed_labels = mixed_solid_batch(0.0, 1.0, 4)
     # Pixels are copied whole, from the image or its partner: every one is a class colour of a
     # class its label weights. (keras-cv weights the label by the box before clipping it to the
     # image, so near a border the shares of pixels and of the label differ.)
