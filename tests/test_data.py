@@ -265,6 +265,19 @@ def test_eval_preprocessing_is_slims_exact_central_crop():
         np.testing.assert_allclose(result, crop / 127.5 - 1.0, atol=1e-6)
 
 
+def test_the_central_crop_is_tensorflows_to_the_bit_on_images_and_batches():
+    """Our float32 arithmetic (export formats take no float64) cuts where tf.image.central_crop's
+    float64 does, for sizes from 1 pixel up."""
+    from keras_inception.data.preprocessing import central_crop
+
+    rng = np.random.default_rng(0)
+    for height in (*range(1, 40), 299, 333, 1001, 4001):
+        image = rng.integers(0, 256, (height, int(rng.integers(1, 600)), 3), dtype=np.uint8)
+        expected = tf.image.resize(tf.image.central_crop(image, 0.875), (SIZE, SIZE)).numpy()
+        np.testing.assert_array_equal(central_crop(image, (SIZE, SIZE)).numpy(), expected)
+        np.testing.assert_array_equal(central_crop(image[None], (SIZE, SIZE)).numpy()[0], expected)
+
+
 def test_bad_config_values_name_the_field():
     with pytest.raises(ValueError, match="DataConfig.source"):
         DataConfig(source="imagenet")

@@ -70,12 +70,21 @@ def train_preprocessing(image_size, colour_distortion="fast", min_crop_area=0.05
     return preprocess
 
 
-def central_crop(image, image_size, fraction=EVAL_CROP_FRACTION):
+def central_crop(images, image_size, fraction=EVAL_CROP_FRACTION):
     """Slim's evaluation crop, the package's one central crop (training's validation,
-    `evaluate --crops single`, `predict`): the central `fraction` of each side, cut at whole
-    pixels, resized bilinearly to `image_size`; float32 in the image's value range."""
-    image = tf.image.central_crop(image, fraction)
-    return tf.image.resize(image, image_size, method="bilinear")  # uint8 in, float out
+    `evaluate --crops single`, `predict`, exported models): the central `fraction` of each side,
+    cut at whole pixels, resized bilinearly to `image_size`; float32 in the images' value range.
+
+    `images` is one image [H, W, C] or a batch [N, H, W, C] of any size. The cut is
+    `tf.image.central_crop`'s, to the pixel, written with float32 and int32 ops only (that op
+    computes in float64) and a plain slice, so that every export format takes it as it is.
+    """
+    size = tf.shape(images)[-3:-1]
+    sides = tf.cast(size, tf.float32)
+    start = tf.cast((sides - sides * fraction) / 2, tf.int32)  # exact below 2**21 pixels
+    end = size - start
+    cut = images[..., start[0] : end[0], start[1] : end[1], :]
+    return tf.image.resize(tf.cast(cut, tf.float32), image_size, method="bilinear")
 
 
 def eval_preprocessing(image_size):
