@@ -40,6 +40,18 @@ def class_index():
     return tuple(tuple(line.split("\t")) for line in text.splitlines())
 
 
+def class_labels(num_classes, names=None):
+    """A printable label for each of `num_classes` outputs: `names` (a model's own class names)
+    when given, else ImageNet's "name (wnid)" for 1000 classes and for slim's 1001 (background
+    first), else "class N"."""
+    if names is not None:
+        return list(names)
+    if num_classes in (NUM_CLASSES, NUM_CLASSES + 1):
+        index = class_index() if num_classes == NUM_CLASSES else (BACKGROUND, *class_index())
+        return [name if wnid == name else f"{name} ({wnid})" for wnid, name in index]
+    return [f"class {index}" for index in range(num_classes)]
+
+
 def decode_predictions(preds, top=5):
     """Turn a batch of ImageNet scores into lists of (WordNet id, class name, score), best first.
 
