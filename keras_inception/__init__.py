@@ -34,6 +34,7 @@ __all__ = [
     "ResidualScale",
     "class_names",
     "decode_predictions",
+    "export",
     "feature_model",
     "fit",
     "preprocess_input",
@@ -42,10 +43,14 @@ __all__ = [
 
 
 def __getattr__(name):
-    """`train` and `fit` load the training stack (tf.data, keras-cv, matplotlib) on first use,
-    so that importing the package for a model stays light."""
+    """`train` and `fit` load the training stack (tf.data, keras-cv, matplotlib), `export` the
+    deployment one, on first use, so that importing the package for a model stays light."""
     if name in ("train", "fit"):
         from keras_inception import training
 
         return getattr(training, name)
+    if name == "export":
+        from keras_inception.deployment import export
+
+        return export
     raise AttributeError(f"module 'keras_inception' has no attribute {name!r}")

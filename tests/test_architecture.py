@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 from helpers import TINY_DEPTHS, images, network_params
 
-from keras_inception import cli, preprocess_input
+import keras_inception_cli as cli
+from keras_inception import preprocess_input
 from keras_inception.data import DataConfig, eval_preprocessing
 from keras_inception.errors import ConfigError
 from keras_inception.evaluation import CentralCrop, Ensemble
@@ -35,7 +36,7 @@ SUBPACKAGES = [
     "keras_inception.training",
     "keras_inception.evaluation",
     "keras_inception.plotting",
-    "keras_inception.cli",
+    "keras_inception_cli",
 ]
 
 # --------------------------------------------------------------------------- dependencies

@@ -1,11 +1,24 @@
-"""The `train`, `plot` and `recipes` commands, end to end on the quickstart recipe."""
+"""The command line: `train`, `plot` and `recipes` end to end on the quickstart recipe, and a
+start-up that is fast and quiet."""
 
+import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from keras_inception import cli
+import keras_inception_cli as cli
+
+
+def cli_commands():
+    """The subcommands' names, read from the parser."""
+    parser = cli.argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    for add_subcommand in cli.SUBCOMMANDS:
+        add_subcommand(subparsers)
+    return list(subparsers.choices)
+
 
 SHORT = [
     "--set",
@@ -122,3 +135,43 @@ def test_plot_writes_a_png_of_several_runs(tmp_path):
     assert cli.main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(output)]) == 0
     assert output.read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["plot", str(tmp_path / "missing"), "-o", str(output)]) == 1
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("command", [[], *[[name] for name in cli_commands()]])
+def test_help_starts_in_under_a_second_without_tensorflow(command):
+    script = (
+        "import sys, time\n"
+        "start = time.perf_counter()\n"
+        "import keras_inception_cli\n"
+        "try:\n"
+        f"    keras_inception_cli.main({command + ['--help']!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(time.perf_counter() - start)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    seconds, loaded = result.stdout.splitlines()[-2:]
+    assert loaded == "[]"
+    assert float(seconds) < 1.0
+    assert "usage: keras-inception" in result.stdout
+
+
+@pytest.mark.subprocess
+def test_tensorflows_start_up_lines_show_only_with_verbose():
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet, verbose = (
+        subprocess.run(
+            ["keras-inception", "networks", *flag],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=environment,
+        )
+        for flag in ([], ["--verbose"])
+    )
+    assert quiet.stdout == verbose.stdout and "inception_v4" in quiet.stdout
+    assert quiet.stderr == ""
+    assert verbose.stderr.strip(), "TensorFlow printed nothing to hold back on this machine"

@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_inception import cli, faults
+import keras_inception_cli as cli
+from keras_inception import faults
 from keras_inception.errors import NonFiniteLossError, StoppedRunError
 from keras_inception.run_folder import RunFolder
 from keras_inception.training import load_recipe, train
@@ -28,7 +29,7 @@ SHORT = [
 COMMAND = [
     sys.executable,
     "-m",
-    "keras_inception.cli",
+    "keras_inception_cli",
     "train",
     "quickstart",
     *[f"--set={override}" for override in SHORT],

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from keras_inception import InceptionResNetV2, decode_predictions
-from keras_inception.cli import main
 from keras_inception.evaluation import Ensemble
+from keras_inception_cli import main
 
 TINY = dict(input_shape=(75, 75, 3), depths=(1, 1, 1), weights=None)
 SIZES = [(80, 100), (96, 90), (120, 84)]
@@ -91,19 +91,9 @@ def test_evaluate_prints_a_row_per_model_and_ensemble(saved_models, image_folder
 def test_evaluate_refuses_bad_options_by_name(saved_models, image_folder, capsys):
     folder, _, _ = saved_models
     root, _, _ = image_folder
-    with pytest.raises(SystemExit):
-        main(
-            [
-                "evaluate",
-                "--model",
-                str(folder / "a.keras"),
-                "--crops",
-                "single,7",
-                "--data",
-                str(root),
-            ]
-        )
-    assert "unknown crop scheme '7'" in capsys.readouterr().err
+    crops = ["--crops", "single,7"]
+    assert main(["evaluate", "--model", str(folder / "a.keras"), *crops, "--data", str(root)]) == 1
+    assert "Unknown crop scheme '7'" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(folder / "missing.keras"), "--data", str(root)]) == 1
     assert "no such model file or run folder: " in capsys.readouterr().err
     assert main(["evaluate", "--data", str(root)]) == 1

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_inception import InceptionResNetV2, InceptionV4, cli, faults
+import keras_inception_cli as cli
+from keras_inception import InceptionResNetV2, InceptionV4, faults
 from keras_inception.models.class_names import class_names
 from keras_inception.run_folder import RunFolder
 from keras_inception.training import build_model, fit, load_recipe, train
@@ -217,7 +218,7 @@ def start_finetune(weights, run_dir, kill_at=None):
         "finetune.head_epochs=1",
         "finetune.head_learning_rate=0.01",
     ]
-    command = [sys.executable, "-m", "keras_inception.cli", "train", "quickstart"]
+    command = [sys.executable, "-m", "keras_inception_cli", "train", "quickstart"]
     return subprocess.Popen(
         [*command, *[f"--set={o}" for o in overrides], "--output", str(run_dir)],
         env=env,

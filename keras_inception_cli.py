@@ -1,25 +1,71 @@
 """The `keras-inception` command: a thin layer over the Python API, one subcommand per job.
 
+It lives beside the package, not in it, so that it starts fast: importing `keras_inception`
+registers its Keras layers, which imports Keras and TensorFlow (several seconds), while parsing a
+command line and printing `--help` need neither. Each handler imports what it uses, after
+`main` has loaded TensorFlow with its start-up log lines held back (`--verbose` shows them).
+
 Each subcommand is a pair of functions: `_add_<name>(subparsers)` declares its arguments and sets
 `handler`, and the handler runs it and returns the exit status.
 """
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
+import tempfile
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="keras-inception",
-        description="Inception-v4 and Inception-ResNet-v1/v2 for Keras 3: train, evaluate, plot, convert.",
+        description="Inception-v4 and Inception-ResNet-v1/v2 for Keras 3: train, evaluate, "
+        "predict, export, plot, convert.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_subcommand in SUBCOMMANDS:
         add_subcommand(subparsers)
     args = parser.parse_args(argv)
+    with _startup_logs_held_back(unless=args.verbose):
+        import tensorflow  # noqa: F401  (every handler needs it; its start-up logs print here)
     return args.handler(args)
+
+
+def _subcommand(subparsers, name, **kwargs):
+    """A subcommand's parser, with the options every subcommand shares."""
+    parser = subparsers.add_parser(name, **kwargs)
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's start-up and C++ log lines (oneDNN, CUDA, absl)",
+    )
+    return parser
+
+
+@contextlib.contextmanager
+def _startup_logs_held_back(unless=False):
+    """Keep TensorFlow's native start-up lines (written straight to file descriptor 2 while its
+    libraries load, before any log level applies) off the console, and its later C++ logs below
+    errors; they are replayed if the import fails. Errors still reach Python as exceptions."""
+    if unless or "tensorflow" in sys.modules:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 # Exit statuses (2 is argparse's, for a command line it cannot parse).
@@ -176,22 +222,16 @@ def _numbers(kind):
     return parse
 
 
-def _crop_scheme(name):
-    from keras_inception.evaluation import SCHEMES
+def _crop_schemes(names):
+    """The crop schemes `names` (a list) name, checked before any model loads."""
+    from keras_inception.evaluation import get_scheme
 
-    if name not in SCHEMES:
-        raise argparse.ArgumentTypeError(
-            f"unknown crop scheme {name!r}; choose among {', '.join(SCHEMES)}"
-        )
-    return name
-
-
-def _crop_schemes(text):
-    return [_crop_scheme(name) for name in text.split(",")]
+    return [get_scheme(name) for name in names]
 
 
 def _add_evaluate(subparsers):
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "evaluate",
         help="top-1/top-5 error of models and their ensemble under crop schemes",
         description="Evaluate saved models, alone and as an ensemble, under the paper's crop "
@@ -200,7 +240,7 @@ def _add_evaluate(subparsers):
     _add_model_arguments(parser)
     parser.add_argument(
         "--crops",
-        type=_crop_schemes,
+        type=lambda text: text.split(","),
         default=["single"],
         metavar="SCHEMES",
         help="comma-separated crop schemes among single, 10, 12, 144 (default: single)",
@@ -233,6 +273,7 @@ def _evaluate(args):
     from keras_inception.data import DataConfig, SkipCounter, load_raw
     from keras_inception.evaluation import evaluate, markdown_table, write_csv
 
+    crops = _crop_schemes(args.crops)
     ensemble = _load_ensemble(args)
     # A model that carries class names reads the folders by name, in its label order.
     named = ensemble.class_names is not None and args.source == "folder"
@@ -247,7 +288,7 @@ def _evaluate(args):
     dataset, _ = load_raw(config, "validation", skipped=skipped)
     if args.limit is not None:
         dataset = dataset.take(args.limit)
-    results = evaluate(ensemble, dataset, args.crops, batch_size=args.batch_size)
+    results = evaluate(ensemble, dataset, crops, batch_size=args.batch_size)
     print(markdown_table(results), end="")
     if skipped.count:
         print(skipped.report(), file=sys.stderr)
@@ -257,7 +298,8 @@ def _evaluate(args):
 
 
 def _add_predict(subparsers):
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "predict",
         help="the most likely classes of images",
         description="Print the top classes of each image, named by the class names the model "
@@ -266,8 +308,13 @@ def _add_predict(subparsers):
     )
     _add_model_arguments(parser)
     parser.add_argument(
+        "--exported",
+        metavar="FOLDER",
+        help="instead of --model: a folder `keras-inception export` wrote, run with its own "
+        "runtime (single crop, inside the artefact)",
+    )
+    parser.add_argument(
         "--crops",
-        type=_crop_scheme,
         default="single",
         help="crop scheme among single, 10, 12, 144 (default: single)",
     )
@@ -278,30 +325,34 @@ def _add_predict(subparsers):
 
 @_reports_errors
 def _predict(args):
-    ensemble = _load_ensemble(args)
-    probabilities = ensemble.predict([_read_image(path) for path in args.images], args.crops)
-    for path, top in zip(args.images, _top_classes(ensemble, probabilities, args.top)):
+    from keras_inception.imagenet import class_labels
+
+    if args.exported is not None:
+        if args.model or args.network or args.crops != "single":
+            raise ValueError("--exported runs the artefact alone, with its own single crop.")
+        from keras_inception.deployment import load_exported
+
+        exported = load_exported(args.exported)
+        probabilities = exported.predict([_read_image(path) for path in args.images])
+        labels = exported.class_names
+    else:
+        (crops,) = _crop_schemes([args.crops])
+        ensemble = _load_ensemble(args)
+        probabilities = ensemble.predict([_read_image(path) for path in args.images], crops)
+        labels = class_labels(ensemble.num_classes, ensemble.class_names)
+    for path, top in zip(args.images, _top_classes(labels, probabilities, args.top)):
         print(path)
         for rank, (label, score) in enumerate(top, 1):
             print(f"  {rank}. {label}  {score:.4f}")
     return 0
 
 
-def _top_classes(ensemble, probabilities, top):
-    """The `top` (label, probability) pairs of each row: the names the models carry, else
-    ImageNet's for 1000- and 1001-class models, else class indices."""
+def _top_classes(labels, probabilities, top):
+    """The `top` (label, probability) pairs of each row of `probabilities`."""
     import numpy as np
 
-    from keras_inception.imagenet import NUM_CLASSES, decode_predictions
-
-    if ensemble.class_names is None and ensemble.num_classes in (NUM_CLASSES, NUM_CLASSES + 1):
-        return [
-            [(f"{name} ({wnid})", score) for wnid, name, score in row]
-            for row in decode_predictions(probabilities, top=top)
-        ]
-    names = ensemble.class_names or [f"class {index}" for index in range(ensemble.num_classes)]
     return [
-        [(names[index], row[index]) for index in np.argsort(row)[::-1][:top]]
+        [(labels[index], row[index]) for index in np.argsort(row)[::-1][:top]]
         for row in probabilities
     ]
 
@@ -317,8 +368,59 @@ def _read_image(path):
     return image.numpy()
 
 
+def _add_export(subparsers):
+    parser = _subcommand(
+        subparsers,
+        "export",
+        help="write a model as a servable SavedModel, LiteRT, ONNX or OpenVINO artefact",
+        description="Export a saved model or a run's final model into the folder OUT: a network "
+        "that takes raw uint8 images of any size, cuts and scales them as `predict` does and "
+        "returns probabilities, with labels.txt and export.json beside it (docs/deployment.md).",
+    )
+    parser.add_argument("model", metavar="MODEL_OR_RUN", help="a .keras model or a run folder")
+    parser.add_argument("output", metavar="OUT", help="the folder to write")
+    parser.add_argument(
+        "--format",
+        default="saved_model",
+        choices=("saved_model", "litert", "onnx", "openvino"),
+        help="the artefact's format (default: saved_model)",
+    )
+    parser.add_argument(
+        "--float-input",
+        action="store_true",
+        help="export the network's own input instead (float pixels in [-1, 1] of its size)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=_numbers(int),
+        metavar="H,W",
+        help="fix the raw images' size, for runtimes that want static shapes (default: any)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.set_defaults(handler=_export)
+
+
+@_reports_errors
+def _export(args):
+    from keras_inception.deployment import export
+
+    if args.image_size is not None and len(args.image_size) != 2:
+        raise ValueError(f"--image-size takes a height and a width, got {args.image_size}.")
+    output = export(
+        _load_model(_model_file(args.model)),
+        args.output,
+        args.format,
+        raw_images=not args.float_input,
+        image_size=args.image_size,
+        overwrite=args.overwrite,
+    )
+    print(f"Wrote {output} ({args.format}).")
+    return 0
+
+
 def _add_convert(subparsers):
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "convert",
         help="convert TF-slim, timm, facenet-pytorch or keras.applications weights to .weights.h5",
         description="Convert published weights into a Keras weights file for our models, "
@@ -374,7 +476,8 @@ def _convert(args):
 
 
 def _add_train(subparsers):
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "train",
         help="train a network from a recipe (re-run the same command to resume)",
         description="Train the network a recipe describes into its run folder: resolved recipe, "
@@ -414,7 +517,8 @@ def _train(args):
 
 
 def _add_plot(subparsers):
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "plot",
         help="training curves of one or more run folders, overlaid",
         description="Plot loss, top-1/top-5 accuracy, learning rate and the dead-network "
@@ -435,7 +539,8 @@ def _plot(args):
 
 
 def _add_recipes(subparsers):
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "recipes",
         help="list the bundled recipes",
         description="List the recipes bundled with the package, one line each.",
@@ -455,7 +560,8 @@ def _recipes(args):
 
 
 def _add_networks(subparsers):
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "networks",
         help="list the networks and their published weights",
         description="List the registered networks, one line each, with the names their "
@@ -480,6 +586,7 @@ def _networks(args):
 SUBCOMMANDS = [
     _add_evaluate,
     _add_predict,
+    _add_export,
     _add_convert,
     _add_train,
     _add_plot,

@@ -1,0 +1,104 @@
+"""Exported artefacts read back with each format's own runtime (TensorFlow, LiteRT, ONNX Runtime,
+OpenVINO), for `predict --exported` and the serving benchmark: what a user's server would run."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from keras_inception.deployment.formats import FORMATS, LABELS_FILE, METADATA_FILE
+from keras_inception.errors import require
+
+
+class ExportedModel:
+    """An export folder (written by `export`) ready to run: `predict(images)` returns
+    probabilities [N, classes], `class_names` the labels that came with it.
+
+    `precision` "float32" computes as the network was exported; "auto" lets the runtime choose
+    its fastest arithmetic (OpenVINO then runs in bfloat16 on CPUs that have it).
+    """
+
+    def __init__(self, folder, precision="float32"):
+        self.folder = Path(folder)
+        try:
+            self.metadata = json.loads((self.folder / METADATA_FILE).read_text("utf-8"))
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"{folder} is not a keras-inception export: cannot read its {METADATA_FILE} "
+                f"({error})."
+            ) from None
+        if precision not in ("float32", "auto"):
+            raise ValueError(f"precision must be 'float32' or 'auto', got {precision!r}.")
+        self.format = self.metadata.get("format")
+        if self.format not in _RUNNERS:
+            raise ValueError(f"{folder}: {METADATA_FILE} names an unknown format {self.format!r}.")
+        self.class_names = (self.folder / LABELS_FILE).read_text("utf-8").splitlines()
+        self.raw_images = self.metadata["input"] == "uint8 images"
+        self.run = _RUNNERS[self.format](self.folder / FORMATS[self.format], precision)
+
+    def predict(self, images):
+        """Probabilities [N, classes] of `images`: uint8 RGB (or grayscale) images [H, W, C] of
+        any sizes for a raw-image export, one at a time; float arrays of the network's input
+        size otherwise, in one batch."""
+        if not self.raw_images:
+            return self.run(np.asarray(images, dtype="float32"))
+        return np.concatenate([self.run(_rgb_batch(image)) for image in images])
+
+
+def load_exported(folder, precision="float32"):
+    """The `ExportedModel` in `folder`."""
+    return ExportedModel(folder, precision)
+
+
+def _rgb_batch(image):
+    image = np.asarray(image, dtype="uint8")
+    if image.ndim == 2:
+        image = image[..., None]
+    return np.repeat(image, 3, axis=-1)[None] if image.shape[-1] == 1 else image[None]
+
+
+def _saved_model(path, precision):
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return lambda batch: serve(tf.constant(batch))["probabilities"].numpy()
+
+
+def _litert(path, precision):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # TensorFlow's own copy of the interpreter
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=str(path))
+    (source,) = interpreter.get_input_details()
+    (result,) = interpreter.get_output_details()
+
+    def run(batch):
+        interpreter.resize_tensor_input(source["index"], batch.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(source["index"], batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(result["index"])
+
+    return run
+
+
+def _onnx(path, precision):
+    onnxruntime = require("onnxruntime", "Running an ONNX export", "onnxruntime")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: batch})[0]
+
+
+def _openvino(path, precision):
+    openvino = require("openvino", "Running an OpenVINO export", "openvino")
+    config = {"INFERENCE_PRECISION_HINT": "f32"} if precision == "float32" else {}
+    compiled = openvino.Core().compile_model(str(path), "CPU", config)
+    return lambda batch: compiled(batch)[compiled.output(0)]
+
+
+# Each takes the network's file and the precision; only OpenVINO has a faster one to choose on
+# a CPU (the others run float32 as exported).
+_RUNNERS = {"saved_model": _saved_model, "litert": _litert, "onnx": _onnx, "openvino": _openvino}
