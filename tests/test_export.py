@@ -245,3 +245,22 @@ def test_export_then_predict_exported_prints_what_predict_prints(
 
     assert cli.main(["export", str(saved), str(folder)]) == cli.BAD_INPUT_STATUS
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", helpers.network_params())
+def test_every_network_converts_with_builtin_operators_only(spec, raw_images, tmp_path):
+    """LiteRT is the strictest converter (no TensorFlow fallback ops in its interpreter): each
+    network, its residual scaling and fused batch norm included, converts and answers alike."""
+    network = spec.factory(
+        weights=None,
+        input_shape=(helpers.SMALL, helpers.SMALL, 3),
+        classes=3,
+        depths=helpers.TINY_DEPTHS,
+    )
+    helpers.randomise(network)
+    images = [raw_images["wide"], raw_images["tall"]]
+    folder = export(network, tmp_path / spec.name, "litert")
+    np.testing.assert_allclose(
+        load_exported(folder).predict(images), Ensemble(network).predict(images), atol=TOLERANCE
+    )
