@@ -184,14 +184,32 @@ def test_the_preprocessing_is_predicts_crop_and_scaling(raw_images):
 
 
 @pytest.mark.slow
-def test_the_float_input_export_is_the_network_with_a_softmax(model, tmp_path):
+def test_the_float_input_export_is_the_network_with_a_softmax(
+    model, raw_images, expected, tmp_path
+):
     folder = export(model, tmp_path / "float", "saved_model", raw_images=False)
     x = helpers.images(2)
     served = tf.saved_model.load(str(folder)).signatures["serving_default"]
     got = served(images=tf.constant(x))["probabilities"].numpy()
     np.testing.assert_allclose(got, keras.ops.softmax(helpers.run(model, x)), atol=TOLERANCE)
+    # Our runtime cuts and scales raw images for it, as the raw-image export does inside.
+    images = list(raw_images.values())
+    np.testing.assert_allclose(
+        load_exported(folder).predict(images), list(expected.values()), atol=TOLERANCE
+    )
     with pytest.raises(ValueError, match="float input has the model's"):
         export(model, tmp_path / "other", "onnx", raw_images=False, image_size=(80, 80))
+
+
+@pytest.mark.slow
+def test_a_fixed_image_size_is_the_static_input_shape(model, raw_images, expected, tmp_path):
+    openvino = pytest.importorskip("openvino", reason="needs openvino (pip install -e '.[export]')")
+    folder = export(model, tmp_path / "fixed", "openvino", image_size=(90, 140))
+    (source,) = openvino.Core().read_model(str(folder / "model.xml")).inputs
+    assert str(source.get_partial_shape()) == "[?,90,140,3]"
+    np.testing.assert_allclose(
+        load_exported(folder).predict([raw_images["wide"]])[0], expected["wide"], atol=TOLERANCE
+    )
 
 
 def test_an_export_never_leaves_a_half_written_folder(model, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_inception.deployment.formats import FORMATS, LABELS_FILE, METADATA_FILE
+from keras_inception.deployment.serving import RawImagePreprocessing
 from keras_inception.errors import require
 
 
@@ -37,12 +38,16 @@ class ExportedModel:
         self.run = _RUNNERS[self.format](self.folder / FORMATS[self.format], precision)
 
     def predict(self, images):
-        """Probabilities [N, classes] of `images`: uint8 RGB (or grayscale) images [H, W, C] of
-        any sizes for a raw-image export, one at a time; float arrays of the network's input
-        size otherwise, in one batch."""
-        if not self.raw_images:
-            return self.run(np.asarray(images, dtype="float32"))
-        return np.concatenate([self.run(_rgb_batch(image)) for image in images])
+        """Probabilities [N, classes] of uint8 RGB (or grayscale) images [H, W, C] of any sizes,
+        one at a time. A float-input export gets them cut and scaled here, as the raw-image
+        export does inside."""
+        return np.concatenate([self.run(self._prepare(_rgb_batch(image))) for image in images])
+
+    def _prepare(self, batch):
+        if self.raw_images:
+            return batch
+        size = self.metadata["input_shape"][:2]
+        return np.asarray(RawImagePreprocessing(size)(batch), dtype="float32")
 
 
 def load_exported(folder, precision="float32"):
