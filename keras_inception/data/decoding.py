@@ -75,3 +75,13 @@ def _to_pixels(payload, kind):
     image = tf.io.decode_image(payload, channels=3, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
+
+
+def read_image(path):
+    """One image file as uint8 RGB pixels [H, W, 3] (grayscale and RGBA made RGB, a GIF's first
+    frame): where a pipeline skips what it cannot read, a single file is an error that names it."""
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    except tf.errors.OpError as error:
+        raise ValueError(f"cannot read image {path}: {error.message}") from None
+    return image.numpy()

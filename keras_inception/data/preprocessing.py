@@ -1,14 +1,17 @@
-"""TF-slim's "inception" preprocessing, as per-image functions for `tf.data`.
+"""TF-slim's "inception" preprocessing, as per-image functions for `tf.data`, and the pixel
+scalings each set of published weights was trained with.
 
-Both take one uint8 RGB image of any size and return float32 pixels in [-1, 1] of `image_size`.
-The training one draws every random number from one `tf.random.Generator`, so setting that
-generator's state replays the same augmentation.
+The two pipelines take one uint8 RGB image of any size and return float32 pixels in [-1, 1] of
+`image_size`. The training one draws every random number from one `tf.random.Generator`, so
+setting that generator's state replays the same augmentation.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from keras_inception.data.augmentation import inception_crop
-from keras_inception.imagenet import scale_pixels
+from keras_inception.errors import ConfigError
+from keras_inception.imagenet import preprocess_input, scale_pixels
 
 EVAL_CROP_FRACTION = 0.875
 
@@ -94,6 +97,46 @@ def eval_preprocessing(image_size):
         return scale_pixels(central_crop(image, image_size))
 
     return preprocess
+
+
+def fixed_standardization(images):
+    """FaceNet's fixed scaling, `(x - 127.5) / 128`: facenet-pytorch's
+    `fixed_image_standardization` and Sandberg's `--use_fixed_image_standardization`, the input
+    of the 2018 weights (facenet-vggface2, facenet-casia). Arrays stay arrays, as float32."""
+    images = (
+        images.astype("float32") if isinstance(images, np.ndarray) else tf.cast(images, "float32")
+    )
+    return (images - 127.5) / 128.0
+
+
+def prewhiten(images):
+    """Sandberg's per-image standardisation, the input of his 2017 checkpoints:
+    `(x - mean) / max(std, 1 / sqrt(x.size))` with each image's own mean and standard deviation
+    over its pixels and channels (facenet's `prewhiten`, `tf.image.per_image_standardization`).
+
+    `images` is one image [H, W, C] or a batch [N, H, W, C]; arrays stay arrays, as float32.
+    """
+    # Cast first: per_image_standardization scales integer images to [0, 1], which moves the floor.
+    standardised = tf.image.per_image_standardization(tf.cast(images, "float32"))
+    return standardised.numpy() if isinstance(images, np.ndarray) else standardised
+
+
+# The registry's `PretrainedWeights.preprocessing` names, each with its scaling of [0, 255] pixels.
+PIXEL_SCALINGS = {
+    "inception": preprocess_input,
+    "fixed_standardization": fixed_standardization,
+    "prewhiten": prewhiten,
+}
+
+
+def pixel_scaling(name):
+    """The scaling called `name` in `PIXEL_SCALINGS`; a `ConfigError` listing them otherwise."""
+    if name not in PIXEL_SCALINGS:
+        raise ConfigError(
+            f"preprocessing must be one of {', '.join(PIXEL_SCALINGS)}; got {name!r}.",
+            key="preprocessing",
+        )
+    return PIXEL_SCALINGS[name]
 
 
 def adjust_saturation(image, factor):
