@@ -583,9 +583,153 @@ def _networks(args):
     return 0
 
 
+def _add_embedding_model_arguments(parser):
+    """The face-embedding model and how faces reach it, shared by embed and verify."""
+    parser.add_argument(
+        "--model", metavar="MODEL", help="a saved Keras embedding model (.keras) or a run folder"
+    )
+    parser.add_argument(
+        "--network",
+        metavar="NETWORK",
+        help="instead of --model: a network with its published --weights (inception_resnet_v1)",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="NAME",
+        help="with --network: the published weights, e.g. facenet-vggface2",
+    )
+    parser.add_argument(
+        "--preprocessing",
+        metavar="NAME",
+        help="the pixel scaling: fixed_standardization, prewhiten or inception (default: what "
+        "the --weights were trained with; fixed_standardization for a --model)",
+    )
+    parser.add_argument(
+        "--flip",
+        action="store_true",
+        help="add each face's embedding of its mirror image, then normalise (test-time augmentation)",
+    )
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="faces per model call")
+
+
+def _embedder(args):
+    """The `faces.Embedder` the arguments describe."""
+    from keras_inception import faces
+    from keras_inception.data import pixel_scaling
+    from keras_inception.models import get_network
+
+    if (args.network is None) == (args.model is None):
+        raise ValueError("give either --model or --network with --weights.")
+    preprocessing = args.preprocessing
+    if preprocessing is not None:
+        pixel_scaling(preprocessing)  # a wrong name is refused before any model loads
+    if args.network is not None:
+        model = _pretrained_model(args.network, args.weights)
+        preprocessing = (
+            preprocessing or get_network(args.network).weights[args.weights].preprocessing
+        )
+    else:
+        model = _load_model(_model_file(args.model))
+    return faces.Embedder(
+        model,
+        preprocessing or faces.DEFAULT_PREPROCESSING,
+        flip=args.flip,
+        batch_size=args.batch_size,
+    )
+
+
+def _add_embed(subparsers):
+    parser = _subcommand(
+        subparsers,
+        "embed",
+        help="L2-normalised face embeddings of aligned face crops",
+        description="Embed aligned face crops, each resized whole to the model's input, and write "
+        "the unit embeddings with their file names: OUT.npy with the paths in OUT.paths.txt (one "
+        "per line, in row order), or OUT.csv with the columns path,e0,...,eN (docs/faces.md).",
+    )
+    _add_embedding_model_arguments(parser)
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE_OR_FOLDER",
+        help="face crops, or folders searched through for them",
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.npy|OUT.csv")
+    parser.set_defaults(handler=_embed)
+
+
+@_reports_errors
+def _embed(args):
+    from keras_inception import faces
+
+    npy = faces.embeddings_format(args.output) == ".npy"  # a wrong suffix is refused first
+    paths = faces.image_files(args.images)
+    embeddings = _embedder(args).embed_files(paths)
+    faces.write_embeddings(paths, embeddings, args.output)
+    beside = f", their paths to {faces.paths_file(args.output)}" if npy else ""
+    print(f"Wrote {len(paths)} embeddings ({embeddings.shape[1]}-d) to {args.output}{beside}.")
+    return 0
+
+
+def _add_verify(subparsers):
+    parser = _subcommand(
+        subparsers,
+        "verify",
+        help="face verification over pairs: 10-fold accuracy, VAL@FAR, ROC AUC, threshold",
+        description="Embed the images of a pairs file (LFW's pairs.txt, or a CSV of path,path,same) "
+        "and measure how well the squared L2 distance of two embeddings tells one person from two, "
+        "as facenet measures LFW: accuracy over folds of consecutive pairs at the threshold chosen "
+        "on the other folds, VAL at a false accept rate, ROC AUC and the most accurate threshold "
+        "(docs/faces.md).",
+    )
+    _add_embedding_model_arguments(parser)
+    parser.add_argument(
+        "pairs",
+        metavar="PAIRS",
+        help="a file in LFW's pairs.txt layout, or a .csv of path,path,same",
+    )
+    parser.add_argument(
+        "--images",
+        metavar="ROOT",
+        help="the folder of the pairs' images (ROOT/name/name_0001.jpg for pairs.txt; a CSV's "
+        "relative paths start there)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=_positive_int,
+        help="folds of consecutive pairs (default: the file's own, LFW's 10; else 10)",
+    )
+    parser.add_argument(
+        "--far",
+        type=float,
+        default=1e-3,
+        help="the false accept rate VAL is read at (default: 0.001)",
+    )
+    parser.add_argument("--roc", metavar="FILE.png", help="also draw the ROC curve into FILE.png")
+    parser.set_defaults(handler=_verify)
+
+
+@_reports_errors
+def _verify(args):
+    from keras_inception import faces
+
+    pairs = faces.read_pairs(args.pairs, args.images)
+    result = faces.verify(_embedder(args), pairs, folds=args.folds, far_target=args.far)
+    print(faces.verification_table(result), end="")
+    if args.roc:
+        from keras_inception.plotting import plot_roc
+
+        false_accepts, true_accepts, _ = result.roc()
+        plot_roc(false_accepts, true_accepts, args.roc, label=f"AUC {result.auc:.4f}")
+        print(f"Wrote {args.roc}.")
+    return 0
+
+
 SUBCOMMANDS = [
     _add_evaluate,
     _add_predict,
+    _add_embed,
+    _add_verify,
     _add_export,
     _add_convert,
     _add_train,

@@ -1,10 +1,12 @@
-"""Training curves from run folders: loss, top-1 / top-5 accuracy, learning rate and the
-dead-network detector's zero fraction against epochs, several runs overlaid."""
+"""Training curves from run folders (loss, top-1 / top-5 accuracy, learning rate and the
+dead-network detector's zero fraction against epochs, several runs overlaid), and the ROC curve
+of face verification."""
 
 import csv
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
@@ -71,8 +73,34 @@ def plot_runs(run_dirs, output):
         axis.grid(alpha=0.3)
         if axis.lines:
             axis.legend(fontsize="small")
+    return save(figure, output)
+
+
+def plot_roc(false_accepts, true_accepts, output, label=None):
+    """Draw a face-verification ROC curve (true accept rate against false accept rate, the
+    latter on a log axis, where verification papers read it) into `output`; return the (closed)
+    figure. The axis starts at the smallest false accept rate above 0."""
+    false_accepts, true_accepts = np.asarray(false_accepts), np.asarray(true_accepts)
+    figure, axis = plt.subplots(figsize=(5, 4), layout="constrained")
+    axis.plot(false_accepts, true_accepts, label=label)
+    axis.set_xscale("log")
+    positive = false_accepts[false_accepts > 0]
+    axis.set_xlim(positive.min() if positive.size else 1e-4, 1.0)
+    axis.set_ylim(0.0, 1.01)
+    axis.set_xlabel("false accept rate (FAR)")
+    axis.set_ylabel("true accept rate (VAL)")
+    axis.set_title("verification ROC")
+    axis.grid(alpha=0.3, which="both")
+    if label:
+        axis.legend(loc="lower right")
+    return save(figure, output)
+
+
+def save(figure, output):
+    """Write `figure` to the image file `output`, never half-written (a full disk, say), and
+    close it; return it."""
     try:
-        with atomic_path(output) as partial:  # never a half-written picture (a full disk, say)
+        with atomic_path(output) as partial:
             figure.savefig(partial, dpi=100)
     finally:
         plt.close(figure)
