@@ -8,10 +8,8 @@ keras.applications' order, so position gives the slim name of each array.
 
 import os
 
-import h5py
-import numpy as np
-
 from keras_inception.models import InceptionResNetV2, get_network
+from keras_inception.weights.legacy_h5 import read_layers
 from keras_inception.weights.matching import Source, slim_name
 
 # The networks keras.applications publishes, and our factory that creates the weighted layers in
@@ -22,15 +20,15 @@ KERAS_APPLICATIONS_NETWORKS = {"inception_resnet_v2": InceptionResNetV2}
 def read_keras_applications(path, architecture="inception_resnet_v2"):
     """Read a keras.applications InceptionResNetV2 `.h5` file (weights-only or whole model, with
     or without the top) into tensors by slim name."""
+    path = os.fspath(path)
+    description = f"keras.applications InceptionResNetV2 file {path!r}"
     if architecture not in KERAS_APPLICATIONS_NETWORKS:
         raise ValueError(
-            f"keras.applications publishes {', '.join(_titles())} only; "
-            f"got architecture={architecture!r}."
+            f"{description} holds no {get_network(architecture).title} weights: "
+            f"keras.applications publishes {', '.join(_titles())} only."
         )
-    path = os.fspath(path)
-    layers = _read_h5_layers(path)
+    layers = [list(weights.values()) for weights in read_layers(path).values()]
     names = _weight_names_in_keras_order(KERAS_APPLICATIONS_NETWORKS[architecture])
-    description = f"keras.applications InceptionResNetV2 file {path!r}"
     # The notop file is the same list without the classifier.
     if len(layers) not in (len(names), len(names) - 1):
         raise ValueError(
@@ -51,31 +49,6 @@ def read_keras_applications(path, architecture="inception_resnet_v2"):
 
 def _titles():
     return [get_network(name).title for name in KERAS_APPLICATIONS_NETWORKS]
-
-
-def _read_h5_layers(path):
-    """The weight arrays of each layer that has any, in the file's layer order."""
-    try:
-        file = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 (.h5) file ({error}).") from None
-    with file:
-        group = file["model_weights"] if "model_weights" in file else file
-        if "layer_names" not in group.attrs:
-            raise ValueError(
-                f"{path} is not a legacy Keras HDF5 weights file (no `layer_names`); Keras 3 "
-                "`.weights.h5` files load with `weights=path` directly."
-            )
-        layers = []
-        for layer_name in _strings(group.attrs["layer_names"]):
-            weight_names = _strings(group[layer_name].attrs["weight_names"])
-            if weight_names:
-                layers.append([np.asarray(group[layer_name][w]) for w in weight_names])
-        return layers
-
-
-def _strings(values):
-    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _weight_names_in_keras_order(factory):
