@@ -422,7 +422,8 @@ def _add_convert(subparsers):
     parser = _subcommand(
         subparsers,
         "convert",
-        help="convert TF-slim, timm, facenet-pytorch or keras.applications weights to .weights.h5",
+        help="convert TF-slim, timm, facenet-pytorch, keras.applications or Keras-2 FaceNet "
+        "weights to .weights.h5",
         description="Convert published weights into a Keras weights file for our models, "
         "strictly: every source tensor used once and every weight set, or an error listing the "
         "missing, unexpected and wrongly shaped names (the output is then left untouched).",
@@ -431,7 +432,8 @@ def _add_convert(subparsers):
         "source",
         metavar="SOURCE",
         help="a TF-slim checkpoint (prefix, .ckpt or folder), a timm or facenet-pytorch state "
-        "dict (.safetensors, .pth, .pt, .bin) or a keras.applications Inception-ResNet-v2 .h5",
+        "dict (.safetensors, .pth, .pt, .bin), a keras.applications Inception-ResNet-v2 .h5 or a "
+        "Keras-2 FaceNet .h5 (keras-facenet's facenet_keras.h5)",
     )
     parser.add_argument(
         "architecture",
@@ -443,7 +445,8 @@ def _add_convert(subparsers):
         "--format",
         dest="source_format",
         metavar="FORMAT",
-        help="slim, pytorch or keras-applications (default: from the file name)",
+        help="slim, pytorch, keras-applications or keras-facenet (default: from the file name, "
+        "and for .h5 from its layer names)",
     )
     parser.add_argument(
         "--classes",
@@ -455,6 +458,12 @@ def _add_convert(subparsers):
         "--aux-logits",
         action="store_true",
         help="keep the source's auxiliary head (load with aux_logits=True)",
+    )
+    parser.add_argument(
+        "--use-ema",
+        action="store_true",
+        help="read a TF-slim checkpoint's variables from their ExponentialMovingAverage shadows "
+        "where they have one (the weights slim's evaluation used)",
     )
     parser.set_defaults(handler=_convert)
 
@@ -470,6 +479,7 @@ def _convert(args):
         source_format=args.source_format,
         classes=args.classes,
         aux_logits=args.aux_logits,
+        use_ema=args.use_ema,
     )
     print(f"Wrote {args.output}: {model.name}, {model.count_params():,} weights.")
     return 0

@@ -19,11 +19,11 @@ from helpers import images, randomise, run, write_slim_checkpoint
 from keras.src.applications import inception_resnet_v2 as keras_inception_resnet_v2
 from keras.src.legacy.saving import legacy_h5_format
 
+import keras_inception_cli as cli
 from keras_inception import (
     InceptionResNetV1,
     InceptionResNetV2,
     InceptionV4,
-    cli,
     decode_predictions,
 )
 from keras_inception.evaluation import Ensemble

@@ -4,7 +4,7 @@ Every reader turns its format into a `Source`: tensors by TF-slim variable name,
 `assign_weights` then loads a `Source` into a model only if every tensor has exactly one home and
 every weight gets a value; otherwise it raises one `WeightsMismatchError` listing all problems.
 
-    source = read_source("inception_v4.ckpt", "inception_v4")   # or a timm .safetensors, ...
+    source = read_source("inception_v4.ckpt", "inception_v4")   # or a timm .safetensors, an .h5...
     model = InceptionV4(weights=None)
     assign_weights(model, source)
 
@@ -15,6 +15,7 @@ imports `keras_inception.models`, never the reverse.
 
 from keras_inception.weights.convert import SOURCE_FORMATS, convert, read_source
 from keras_inception.weights.keras_applications import read_keras_applications
+from keras_inception.weights.keras_facenet import read_keras_facenet
 from keras_inception.weights.matching import (
     Source,
     WeightsMismatchError,
@@ -34,6 +35,7 @@ __all__ = [
     "load_pretrained",
     "model_tensors",
     "read_keras_applications",
+    "read_keras_facenet",
     "read_pretrained",
     "read_slim_checkpoint",
     "read_source",

@@ -6,31 +6,45 @@ from collections.abc import Mapping
 
 from keras_inception.models import get_network
 from keras_inception.weights.keras_applications import read_keras_applications
+from keras_inception.weights.keras_facenet import read_keras_facenet
+from keras_inception.weights.legacy_h5 import KERAS_APPLICATIONS, KERAS_FACENET, h5_format
 from keras_inception.weights.matching import BACKGROUND_CLASSES, assign_weights
 from keras_inception.weights.pytorch import read_state_dict
 from keras_inception.weights.slim import read_slim_checkpoint
 
-SOURCE_FORMATS = ("slim", "pytorch", "keras-applications")
+READERS = {
+    "slim": read_slim_checkpoint,
+    "pytorch": read_state_dict,
+    KERAS_APPLICATIONS: read_keras_applications,
+    KERAS_FACENET: read_keras_facenet,
+}
+SOURCE_FORMATS = tuple(READERS)
 PYTORCH_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+H5_SUFFIXES = (".h5", ".hdf5")
 
 
-def read_source(source, architecture, source_format=None):
+def read_source(source, architecture, source_format=None, use_ema=False):
     """Read `source` into a `Source` for `architecture`.
 
     `source_format`: "slim" (a TF-slim checkpoint), "pytorch" (a timm state dict for Inception-v4
-    and Inception-ResNet-v2, a facenet-pytorch one for Inception-ResNet-v1) or
-    "keras-applications" (Inception-ResNet-v2 `.h5`); by default guessed from the file name: dicts
-    and .safetensors/.pth/.pt/.bin are PyTorch, .h5 is keras.applications, anything else slim.
+    and Inception-ResNet-v2, a facenet-pytorch one for Inception-ResNet-v1), "keras-applications"
+    (Inception-ResNet-v2 `.h5`) or "keras-facenet" (Keras-2 FaceNet `.h5`); by default guessed:
+    dicts and .safetensors/.pth/.pt/.bin are PyTorch, an .h5/.hdf5 file is either Keras kind as
+    its layer names tell, anything else slim. `use_ema` reads a slim checkpoint's moving averages
+    (see `read_slim_checkpoint`).
     """
     get_network(architecture, key="architecture")
     source_format = source_format or guess_format(source)
-    if source_format == "slim":
-        return read_slim_checkpoint(source, architecture)
-    if source_format == "pytorch":
-        return read_state_dict(source, architecture)
-    if source_format == "keras-applications":
-        return read_keras_applications(source, architecture)
-    raise ValueError(f"source_format must be one of {SOURCE_FORMATS}, got {source_format!r}.")
+    if source_format not in READERS:
+        raise ValueError(f"source_format must be one of {SOURCE_FORMATS}, got {source_format!r}.")
+    if not use_ema:
+        return READERS[source_format](source, architecture)
+    if source_format != "slim":
+        raise ValueError(
+            f"use_ema reads the moving averages of TF-slim checkpoints; this source is read as "
+            f"{source_format}."
+        )
+    return read_slim_checkpoint(source, architecture, use_ema=True)
 
 
 def guess_format(source):
@@ -39,8 +53,8 @@ def guess_format(source):
     path = os.fspath(source)
     if path.endswith(PYTORCH_SUFFIXES):
         return "pytorch"
-    if path.endswith(".h5"):
-        return "keras-applications"
+    if path.endswith(H5_SUFFIXES):
+        return h5_format(path)
     return "slim"
 
 
@@ -60,8 +74,18 @@ def source_model(source, architecture, classes=None, aux_logits=False):
     return get_network(architecture).factory(**config)
 
 
-def convert(source, architecture, output, *, source_format=None, classes=None, aux_logits=False):
-    """Convert `source` to a Keras weights file `output` (`.weights.h5`) and return the model.
+def convert(
+    source,
+    architecture,
+    output,
+    *,
+    source_format=None,
+    classes=None,
+    aux_logits=False,
+    use_ema=False,
+):
+    """Convert `source` to a Keras weights file `output` (`.weights.h5`) and return the model
+    (`use_ema`: see `read_slim_checkpoint`).
 
     The file loads into the factory built as the source describes, for example
     `InceptionV4(weights=output)` for slim's ImageNet checkpoint, or
@@ -71,7 +95,7 @@ def convert(source, architecture, output, *, source_format=None, classes=None, a
         raise ValueError(
             f"The output must be a Keras weights file ending in .weights.h5, got {output}."
         )
-    source = read_source(source, architecture, source_format)
+    source = read_source(source, architecture, source_format, use_ema=use_ema)
     model = source_model(source, architecture, classes=classes, aux_logits=aux_logits)
     assign_weights(model, source)
     save_weights(model, output)
