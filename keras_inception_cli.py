@@ -21,7 +21,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="keras-inception",
         description="Inception-v4 and Inception-ResNet-v1/v2 for Keras 3: train, evaluate, "
-        "predict, export, plot, convert.",
+        "predict, export, convert; FaceNet embeddings and face verification.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_subcommand in SUBCOMMANDS:
@@ -325,6 +325,7 @@ def _add_predict(subparsers):
 
 @_reports_errors
 def _predict(args):
+    from keras_inception.data import read_image
     from keras_inception.imagenet import class_labels
 
     if args.exported is not None:
@@ -333,12 +334,12 @@ def _predict(args):
         from keras_inception.deployment import load_exported
 
         exported = load_exported(args.exported)
-        probabilities = exported.predict([_read_image(path) for path in args.images])
+        probabilities = exported.predict([read_image(path) for path in args.images])
         labels = exported.class_names
     else:
         (crops,) = _crop_schemes([args.crops])
         ensemble = _load_ensemble(args)
-        probabilities = ensemble.predict([_read_image(path) for path in args.images], crops)
+        probabilities = ensemble.predict([read_image(path) for path in args.images], crops)
         labels = class_labels(ensemble.num_classes, ensemble.class_names)
     for path, top in zip(args.images, _top_classes(labels, probabilities, args.top)):
         print(path)
@@ -355,17 +356,6 @@ def _top_classes(labels, probabilities, top):
         [(labels[index], row[index]) for index in np.argsort(row)[::-1][:top]]
         for row in probabilities
     ]
-
-
-def _read_image(path):
-    """One image file as uint8 RGB pixels [H, W, 3]."""
-    import tensorflow as tf
-
-    try:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    except tf.errors.OpError as error:
-        raise ValueError(f"cannot read image {path}: {error.message}") from None
-    return image.numpy()
 
 
 def _add_export(subparsers):
