@@ -1,15 +1,25 @@
 """What the test modules share: the networks to parametrise over, small inputs, the one way to
-randomise a model, inference runs and slim checkpoints written from arrays.
+randomise a model, inference runs, slim checkpoints written from arrays, and training runs in
+processes of their own that kill themselves on cue.
 
 Test modules import it as `helpers` (pytest puts this folder on sys.path).
 """
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_inception import faults
 from keras_inception.models import networks
+from keras_inception.run_folder import RunFolder
 
 # The smallest input every network takes, and one block per stage: depth changes no shape.
 SMALL = 75
@@ -62,3 +72,48 @@ def write_slim_checkpoint(prefix, tensors):
         tensors=[tf.constant(tensors[name]) for name in names],
     )
     return str(prefix)
+
+
+def assert_same_final_weights(run_dir, reference):
+    """The final models of the run folders `run_dir` and `reference` hold equal weights."""
+
+    def weights(folder):
+        return keras.saving.load_model(Path(folder) / "model.keras", compile=False).get_weights()
+
+    for ours, theirs in zip(weights(run_dir), weights(reference), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def start_training(overrides, run_dir, log, kill_at=None):
+    """`keras-inception train quickstart` with `overrides` on `run_dir` in a new process, which
+    SIGKILLs itself at the `faults` point `kill_at`. Its output goes to the file `log`: a pipe
+    nobody reads while other runs go on could fill up and stall it."""
+    env = {key: value for key, value in os.environ.items() if key != faults.ENVIRONMENT_VARIABLE}
+    if kill_at:
+        env[faults.ENVIRONMENT_VARIABLE] = kill_at
+    command = [sys.executable, "-m", "keras_inception_cli", "train", "quickstart"]
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            [*command, *[f"--set={o}" for o in overrides], "--output", str(run_dir)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@dataclasses.dataclass
+class Start:
+    """What one start of a training command did."""
+
+    status: int
+    epochs: list[int]  # those it began, from its "Epoch n/N" lines
+    finished: bool  # whether its run folder was finished after it
+    output: str  # the end of it, for failure messages
+
+
+def train_in_a_process(overrides, run_dir, log, kill_at=None):
+    """`start_training` waited for, as a `Start`."""
+    status = start_training(overrides, run_dir, log, kill_at).wait(timeout=900)
+    output = Path(log).read_text()
+    epochs = [int(n) for n in re.findall(r"^Epoch (\d+)/", output, re.MULTILINE)]
+    return Start(status, epochs, RunFolder(run_dir).finished, output[-2000:])

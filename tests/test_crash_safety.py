@@ -2,66 +2,64 @@
 as an uninterrupted run does; a full disk, a NaN loss or a stopped run never pass for success."""
 
 import errno
-import os
-import subprocess
-import sys
+import shutil
+import signal
+import types
 
+import helpers
 import keras
 import numpy as np
 import pytest
 
 import keras_inception_cli as cli
-from keras_inception import faults
 from keras_inception.errors import NonFiniteLossError, StoppedRunError
 from keras_inception.run_folder import RunFolder
 from keras_inception.training import load_recipe, train
 
-# The quickstart through the command line, shortened to 2 epochs of 2 steps, deterministic ops.
+# The quickstart through the command line, shortened to 4 epochs of 2 steps, deterministic ops.
 SHORT = [
     "model.depths=[0, 0, 1]",
     "training.batch_size=16",
-    "training.epochs=2",
+    "training.epochs=4",
     "training.steps_per_epoch=2",
     "training.deterministic=true",
     "detector.check_every=2",
     "detector.probe_size=8",
 ]
-COMMAND = [
-    sys.executable,
-    "-m",
-    "keras_inception_cli",
-    "train",
-    "quickstart",
-    *[f"--set={override}" for override in SHORT],
+# One run killed in each window in turn, each time started again with the same command: mid-epoch
+# (the second epoch's first step), an epoch's checkpoint write (its log row written, its backup
+# not), a backup write, after fit returns and during the final save; then left to finish. Each
+# kill falls in the epoch after the one that start resumed in, so that every start also trains
+# and saves an epoch for the next to resume from (a fresh run per window took twice as long).
+# With each window, the epochs that start must begin: it resumes, never starts over.
+CHAIN = [
+    ("batch_end:3", [1, 2]),
+    ("checkpoint_write:2", [2, 3]),
+    ("backup_write:2", [3, 4]),
+    ("after_fit", [4]),
+    ("final_write", []),
+    (None, []),
 ]
-# Each window, as the point and the time it is reached: mid-epoch (the second epoch's first step),
-# the second epoch's checkpoint write (its log row written, its backup not) and backup write,
-# after fit returns, and during the final save; and the epochs the re-run must train (it
-# resumes, never starts over).
-WINDOWS = {
-    "batch_end:3": ["Epoch 2/2"],
-    "checkpoint_write:2": ["Epoch 2/2"],
-    "backup_write:2": ["Epoch 2/2"],
-    "after_fit": [],
-    "final_write": [],
-}
 
 
-def start(run_dir, kill_at=None):
-    env = {key: value for key, value in os.environ.items() if key != faults.ENVIRONMENT_VARIABLE}
-    if kill_at:
-        env[faults.ENVIRONMENT_VARIABLE] = kill_at
-    return subprocess.Popen(
-        [*COMMAND, "--output", str(run_dir)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The uninterrupted run and, beside it, the run killed in each window of CHAIN in turn,
+    with each of its starts and a copy of its folder as the kill after fit left it."""
+    root = tmp_path_factory.mktemp("runs")
+    whole = helpers.start_training(SHORT, root / "whole", root / "whole.log")
+    killed, starts = root / "killed", []
+    for index, (kill_at, _) in enumerate(CHAIN):
+        starts.append(helpers.train_in_a_process(SHORT, killed, root / f"{index}.log", kill_at))
+        if kill_at == "after_fit":
+            shutil.copytree(killed, root / "killed_after_fit")
+    assert whole.wait(timeout=900) == 0, (root / "whole.log").read_text()[-2000:]
+    return types.SimpleNamespace(
+        whole=root / "whole",
+        killed=killed,
+        starts=starts,
+        killed_after_fit=root / "killed_after_fit",
     )
-
-
-def final_weights(run_dir):
-    return keras.saving.load_model(run_dir / "model.keras", compile=False).get_weights()
 
 
 def logged_epochs(run_dir):
@@ -70,28 +68,16 @@ def logged_epochs(run_dir):
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-def test_a_run_killed_in_each_window_resumes_to_the_uninterrupted_result(tmp_path):
-    whole = tmp_path / "whole"
-    killed = {window: tmp_path / window.replace(":", "_") for window in WINDOWS}
-    runs = [start(whole)] + [start(path, window) for window, path in killed.items()]
-    finished = [run.communicate(timeout=900) for run in runs]
-    statuses = [run.returncode for run in runs]
-    assert statuses == [0] + [-9] * len(WINDOWS), [errors[-2000:] for _, errors in finished]
-    for window, path in killed.items():
-        assert not RunFolder(path).finished, window
-    reruns = {window: start(path) for window, path in killed.items()}
-    for window, run in reruns.items():
-        output, errors = run.communicate(timeout=900)
-        assert run.returncode == 0, (window, errors[-2000:])
-        assert [line for line in ("Epoch 1/2", "Epoch 2/2") if line in output] == WINDOWS[window]
+def test_a_run_killed_in_each_window_resumes_to_the_uninterrupted_result(runs):
+    for started, (kill_at, epochs) in zip(runs.starts, CHAIN, strict=True):
+        assert started.status == (-signal.SIGKILL if kill_at else 0), (kill_at, started.output)
+        assert started.epochs == epochs, kill_at
+        assert started.finished == (kill_at is None), kill_at
 
-    expected = final_weights(whole)
-    for window, path in killed.items():
-        assert RunFolder(path).finished and not (path / "backup").exists(), window
-        assert logged_epochs(path) == logged_epochs(whole) == [0, 1], window
-        for ours, theirs in zip(final_weights(path), expected, strict=True):
-            np.testing.assert_array_equal(ours, theirs, err_msg=window)
-        assert not list(path.rglob("*.partial*")), window
+    run = RunFolder(runs.killed)
+    assert not run.backup_dir.exists() and not list(run.path.rglob("*.partial*"))
+    assert logged_epochs(run.path) == logged_epochs(runs.whole) == [0, 1, 2, 3]
+    helpers.assert_same_final_weights(run.path, runs.whole)
 
 
 @pytest.mark.slow
@@ -143,32 +129,16 @@ def test_a_nan_run_fails_keeps_its_last_good_weights_and_is_not_restarted_silent
 
 
 @pytest.mark.slow
-def test_a_damaged_backup_falls_back_to_the_newest_intact_checkpoint(tmp_path, monkeypatch, capsys):
-    recipe = load_recipe("quickstart", SHORT)
-    train(recipe, output=tmp_path / "whole")
-
-    class Died(Exception):
-        """The process dies after fit returns, before the final save."""
-
-    def die_after_fit(point):
-        if point == "after_fit":
-            raise Died
-
-    monkeypatch.setattr(faults, "reached", die_after_fit)
-    with pytest.raises(Died):
-        train(recipe, output=tmp_path / "damaged")
-    run = RunFolder(tmp_path / "damaged")
+@pytest.mark.subprocess
+def test_a_damaged_backup_falls_back_to_the_newest_intact_checkpoint(runs, tmp_path, capsys):
+    run = RunFolder(shutil.copytree(runs.killed_after_fit, tmp_path / "damaged"))
     (backup,) = run.backup_dir.glob("*.weights.h5")
     backup.write_bytes(b"\0" * 100)  # a disk that lost the last write
 
-    monkeypatch.undo()
-    train(recipe, output=run.path)
+    train(load_recipe("quickstart", SHORT), output=run.path)
     assert f"Cannot resume from {backup}" in capsys.readouterr().out
-    assert run.finished and logged_epochs(run.path) == [0, 1]
-    for ours, theirs in zip(
-        final_weights(run.path), final_weights(tmp_path / "whole"), strict=True
-    ):
-        np.testing.assert_array_equal(ours, theirs)
+    assert run.finished and logged_epochs(run.path) == [0, 1, 2, 3]
+    helpers.assert_same_final_weights(run.path, runs.whole)
 
 
 def test_a_run_that_fails_its_checks_writes_nothing_into_its_folder(tmp_path):
