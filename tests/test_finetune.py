@@ -2,8 +2,7 @@
 scopes really frozen, two phases that survive a kill, class names kept end to end."""
 
 import os
-import subprocess
-import sys
+import signal
 
 import helpers
 import keras
@@ -12,9 +11,8 @@ import pytest
 import tensorflow as tf
 
 import keras_inception_cli as cli
-from keras_inception import InceptionResNetV2, InceptionV4, faults
+from keras_inception import InceptionResNetV2, InceptionV4
 from keras_inception.models.class_names import class_names
-from keras_inception.run_folder import RunFolder
 from keras_inception.training import build_model, fit, load_recipe, train
 from keras_inception.training.finetune import set_trainable, training_phases
 from keras_inception.training.trainer import add_weight_decay, load_recipe_weights
@@ -202,30 +200,17 @@ def test_class_names_travel_with_a_saved_model(tmp_path):
         build_model(recipe.model, 3, ["cat", "dog"])
 
 
-# A two-phase fine-tuning run through the command line, and where to kill it: in the head
-# phase (its second step), at the phase boundary (epoch 2's checkpoint write, the head phase's
-# backup the newest state) and in the main phase (epoch 3's first step).
-PHASE_WINDOWS = ["batch_end:2", "checkpoint_write:2", "batch_end:5"]
-
-
-def start_finetune(weights, run_dir, kill_at=None):
-    env = {key: value for key, value in os.environ.items() if key != faults.ENVIRONMENT_VARIABLE}
-    if kill_at:
-        env[faults.ENVIRONMENT_VARIABLE] = kill_at
-    overrides = [
-        *SHORT,
-        f'model.weights="{weights}"',
-        "finetune.head_epochs=1",
-        "finetune.head_learning_rate=0.01",
-    ]
-    command = [sys.executable, "-m", "keras_inception_cli", "train", "quickstart"]
-    return subprocess.Popen(
-        [*command, *[f"--set={o}" for o in overrides], "--output", str(run_dir)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+# A two-phase fine-tuning run through the command line, killed in turn: in the head phase (its
+# second step: no backup yet, so the next start begins again), at the phase boundary (epoch 2's
+# checkpoint write, the head phase's backup the newest state) and in the main phase (epoch 3's
+# first step), then left to finish. With each, the main-phase epochs that start must begin
+# (Keras prints no "Epoch 1/1" for the one-epoch head phase).
+PHASE_CHAIN = [
+    ("batch_end:2", []),
+    ("checkpoint_write:2", [2]),
+    ("batch_end:3", [2, 3]),
+    (None, [3]),
+]
 
 
 @pytest.mark.slow
@@ -233,28 +218,25 @@ def start_finetune(weights, run_dir, kill_at=None):
 def test_a_two_phase_run_killed_in_either_phase_resumes_to_the_same_weights(tmp_path):
     weights = tmp_path / "digits.weights.h5"
     helpers.randomise(InceptionResNetV2(classes=10, **TINY), seed=2).save_weights(weights)
+    overrides = [
+        *SHORT,
+        f'model.weights="{weights}"',
+        "finetune.head_epochs=1",
+        "finetune.head_learning_rate=0.01",
+    ]
     whole = tmp_path / "whole"
-    killed = {window: tmp_path / window.replace(":", "_") for window in PHASE_WINDOWS}
-    runs = [start_finetune(weights, whole)]
-    runs += [start_finetune(weights, path, window) for window, path in killed.items()]
-    outputs = [run.communicate(timeout=900) for run in runs]
-    statuses = [run.returncode for run in runs]
-    assert statuses == [0] + [-9] * len(killed), [errors[-2000:] for _, errors in outputs]
-    reruns = {window: start_finetune(weights, path) for window, path in killed.items()}
-    for window, rerun in reruns.items():
-        _, errors = rerun.communicate(timeout=900)
-        assert rerun.returncode == 0, (window, errors[-2000:])
+    uninterrupted = helpers.start_training(overrides, whole, tmp_path / "whole.log")
+    for index, (kill_at, epochs) in enumerate(PHASE_CHAIN):
+        log = tmp_path / f"{index}.log"
+        started = helpers.train_in_a_process(overrides, tmp_path / "killed", log, kill_at)
+        assert started.status == (-signal.SIGKILL if kill_at else 0), (kill_at, started.output)
+        assert started.epochs == epochs and started.finished == (kill_at is None), kill_at
+    assert uninterrupted.wait(timeout=900) == 0, (tmp_path / "whole.log").read_text()[-2000:]
 
-    def final(run_dir):
-        return keras.saving.load_model(run_dir / "model.keras", compile=False).get_weights()
-
-    expected = final(whole)
     # The head phase trained the classifier alone from the file: the backbone then moved.
-    assert "Loaded" in outputs[0][0] and "Logits new" not in outputs[0][0]
-    for window, path in killed.items():
-        assert RunFolder(path).finished, window
-        for ours, theirs in zip(final(path), expected, strict=True):
-            np.testing.assert_array_equal(ours, theirs, err_msg=window)
+    output = (tmp_path / "whole.log").read_text()
+    assert "Loaded" in output and "Logits new" not in output
+    helpers.assert_same_final_weights(tmp_path / "killed", whole)
     assert (whole / "weights.json").exists() and (whole / "classes.txt").read_text().split() == [
         str(digit) for digit in range(10)
     ]
