@@ -5,6 +5,7 @@ weights are the public ones, uses an Inception-v3-style stem, 5/10/5 scaled bloc
 unscaled C block, and an embedding head (bottleneck dense, BN, L2 normalisation) for faces.
 """
 
+import keras
 from keras import layers
 
 from keras_inception.models import application, registry
@@ -23,6 +24,10 @@ BLOCK_WIDTHS = ((32,) * 6, (128,) * 4, (192,) * 4)
 REDUCTION_WIDTHS = ((192, 192, 256, 384), (384, 256, 256, 256))
 # FaceNet has no auxiliary head; ours follows IR-v2's, which has the same B stage.
 AUX_NAMES = ("Conv2d_1a_3x3", "Conv2d_1b_1x1", "Conv2d_2a_5x5", "Logits")
+# FaceNet's identity classifier, slim's `Logits` scope in train_softmax.py (the ImageNet
+# classifiers' layer is `Logits__Logits`), and the bottleneck output it reads.
+IDENTITY_LOGITS = "Logits"
+PRELOGITS = scope("Bottleneck", "BatchNorm")
 
 
 def embedding_head(features, embedding_size, dropout_rate):
@@ -38,9 +43,32 @@ def embedding_head(features, embedding_size, dropout_rate):
         scale=False,
         epsilon=BATCH_NORM_EPSILON,
         dtype="float32",
-        name=scope("Bottleneck", "BatchNorm"),
+        name=PRELOGITS,
     )(x)
-    return layers.UnitNormalization(axis=-1, dtype="float32", name="embeddings")(x)
+    return _unit_embeddings(x)
+
+
+def _unit_embeddings(prelogits):
+    return layers.UnitNormalization(axis=-1, dtype="float32", name="embeddings")(prelogits)
+
+
+def with_identity_classifier(model, classes):
+    """FaceNet's softmax training (facenet's train_softmax.py): a new dense softmax `Logits`
+    over `classes` training identities on the bottleneck before its L2 normalisation (facenet's
+    prelogits), trained with cross-entropy. `embedding_model` drops it again."""
+    logits = layers.Dense(classes, activation="softmax", dtype="float32", name=IDENTITY_LOGITS)
+    return keras.Model(model.input, logits(model.get_layer(PRELOGITS).output), name=model.name)
+
+
+def is_identity_classifier(model):
+    return any(layer.name == IDENTITY_LOGITS for layer in model.layers)
+
+
+def embedding_model(model):
+    """The embedding model inside an identity classifier: the same layers and weights up to the
+    bottleneck, L2-normalised to the `embeddings` output, without the classifier."""
+    prelogits = model.get_layer(PRELOGITS).output
+    return keras.Model(model.input, _unit_embeddings(prelogits), name=model.name)
 
 
 @application.with_arguments_doc

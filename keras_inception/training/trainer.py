@@ -19,6 +19,11 @@ from keras_inception.data import make_datasets
 from keras_inception.errors import DeadNetworkError, NonFiniteLossError, StoppedRunError
 from keras_inception.models import get_network
 from keras_inception.models.class_names import with_class_names
+from keras_inception.models.inception_resnet_v1 import (
+    embedding_model,
+    is_identity_classifier,
+    with_identity_classifier,
+)
 from keras_inception.run_folder import RunFolder, write_text
 from keras_inception.training import distribution
 from keras_inception.training.callbacks import (
@@ -37,8 +42,8 @@ from keras_inception.weights.transfer import is_random, load_initial_weights, wr
 
 @dataclass
 class TrainingResult:
-    """What a finished `train` or `fit` leaves: the trained model, the per-epoch logs of this
-    call (`keras.callbacks.History.history`), and the run folder if there is one."""
+    """What a finished `train` or `fit` leaves: the trained model (`final_model`), the per-epoch
+    logs of this call (`keras.callbacks.History.history`), and the run folder if there is one."""
 
     model: keras.Model
     history: dict
@@ -48,9 +53,19 @@ class TrainingResult:
 def build_model(config, num_classes, class_names=None):
     """The network a recipe's `[model]` section describes, with a softmax over `num_classes`
     (named by `class_names`, which then travel with the model), and without its weights: the
-    trainer loads `config.weights` (`load_recipe_weights`)."""
+    trainer loads `config.weights` (`load_recipe_weights`). With `embedding_size`, the softmax
+    is FaceNet's identity classifier on the embedding head, which the final model drops
+    (`final_model`)."""
     model = get_network(config.network).factory(**config.factory_arguments(num_classes))
+    if config.embedding_size is not None:
+        model = with_identity_classifier(model, num_classes)
     return model if class_names is None else with_class_names(model, class_names)
+
+
+def final_model(model):
+    """What a finished run saves: the trained model, or for an identity classifier its
+    embedding model (the classifier only served training, as in facenet's train_softmax.py)."""
+    return embedding_model(model) if is_identity_classifier(model) else model
 
 
 def load_recipe_weights(model, config):
@@ -168,7 +183,8 @@ def fit(
     each with the layers it trains and a fresh optimizer; a recipe without `[finetune]` trains
     whatever the model's own trainable flags say. With `run_dir`, the run keeps its logs,
     checkpoints and backup there, resumes from the backup if one exists (in the phase the backup
-    belongs to), and once trained saves the final model, the curves and the finished marker.
+    belongs to), and once trained saves the final model (`final_model`), the curves and the
+    finished marker.
     `data`, the `DataBundle` that `train_ds` comes from if it does, is told each epoch's number,
     so that a resumed epoch reads the same data. `callbacks` are added to the recipe's.
 
@@ -217,6 +233,7 @@ def fit(
         )
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
+    model = final_model(model)
     if run is not None:
         faults.reached("after_fit")
         _finish(run, model, recipe.training.epochs)
