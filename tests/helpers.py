@@ -24,6 +24,10 @@ from keras_inception.run_folder import RunFolder
 # The smallest input every network takes, and one block per stage: depth changes no shape.
 SMALL = 75
 TINY_DEPTHS = (1, 1, 1)
+# XLA_FLAGS for the JAX processes tests start: XLA compiles every JAX program (each initializer,
+# each step) with LLVM's optimisations, and without them these processes take about 60% of the
+# time. What a test compares, programs of one process or job, is compiled alike.
+FAST_XLA_COMPILE = "--xla_backend_optimization_level=0"
 
 
 def network_params():

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FAST_XLA_COMPILE
 
 from keras_inception.data import DataConfig
 from keras_inception.data.sources import open_source
@@ -185,13 +186,20 @@ def engine_runs(tmp_path_factory):
                 COMPARE_WITH_SINGLE_DEVICE.format(
                     overrides=[*SHORT, 'training.distribution="data_parallel"']
                 ),
-                {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+                {
+                    "KERAS_BACKEND": "jax",
+                    "XLA_FLAGS": f"{FAST_XLA_COMPILE} --xla_force_host_platform_device_count=2",
+                },
             )
         ],
         "job": lambda: [
             _Run(
                 TWO_PROCESS_WORKER.format(overrides=job),
-                {"KERAS_BACKEND": "jax", "KERAS_DISTRIBUTION_PROCESS_ID": str(rank)},
+                {
+                    "KERAS_BACKEND": "jax",
+                    "XLA_FLAGS": FAST_XLA_COMPILE,
+                    "KERAS_DISTRIBUTION_PROCESS_ID": str(rank),
+                },
             )
             for rank in range(2)
         ],

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import TINY_DEPTHS, network_params, randomise
+from helpers import FAST_XLA_COMPILE, TINY_DEPTHS, network_params, randomise
 
 import keras_inception
 from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, ResidualScale
@@ -248,7 +248,7 @@ BACKEND_SCRIPT = textwrap.dedent(
 )
 def test_forward_pass_under_other_backends(backend, module):
     pytest.importorskip(module, reason=f"the {backend} backend needs {module} installed")
-    env = {**os.environ, "KERAS_BACKEND": backend}
+    env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": FAST_XLA_COMPILE}
     result = subprocess.run(
         [sys.executable, "-c", BACKEND_SCRIPT.format(backend=backend)],
         env=env,
