@@ -4,7 +4,7 @@ run, at batch 1 and 8.
 
 Rows:
 - our Keras model, `predict_on_batch` on float input, float32 and mixed_bfloat16;
-- each export (`keras_inception.export`) through `keras_inception.deployment.load_exported`, fed
+- each export (`keras-inception export`) through `keras_inception.deployment.load_exported`, fed
   raw uint8 images of 342x342 (the crop, resize and scaling run inside the artefact, which the
   float rows do not pay for); OpenVINO twice: float32, and its own choice on this CPU (bfloat16
   where the CPU has it);
@@ -12,124 +12,152 @@ Rows:
   bf16 autocast (its fastest supported configuration on CPUs with bf16), and NCHW float32 for
   reference.
 
-Every row is timed in alternating rounds and the best round kept (benchmarks/timing.py); the
-ratio is against timm's bf16 channels_last row at the same batch. Weights are random (speed does
-not depend on their values).
+Each row lives in a process of its own, so that no runtime's thread pool (TensorFlow's, PyTorch's
+OpenMP, OpenVINO's TBB) competes with another's: in one process, OpenVINO ran at a third of its
+speed. The rows are timed one at a time in alternating rounds and the best round of each is kept
+; the ratio is against timm's bf16 channels_last row at the same batch.
+Weights are random (speed does not depend on their values).
 
     python benchmarks/serving.py [--network inception_resnet_v2] [--batches 1 8]
-                                 [--steps 4] [--rounds 3] [--formats saved_model litert onnx openvino]
+                                 [--steps 3] [--rounds 3] [--formats saved_model litert onnx openvino]
 """
 
 import argparse
 import functools
+import multiprocessing
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import _torch_first  # noqa: F401  (before TensorFlow)
-import keras
 import numpy as np
-import timing
-import timm
-import torch
-
-from keras_inception.deployment import FORMATS, export, load_exported
-from keras_inception.models import get_network
 
 SIZE = 299
 RAW_SIZE = 342  # the central 87.5% of it is the network's 299
+FORMATS = ("saved_model", "litert", "onnx", "openvino")
 REFERENCE = "timm bf16 channels_last"
+# Between rows: the previous row's threads spin a while after their last call (OpenMP, TBB).
+PAUSE_SECONDS = 2.0
 
 
-def images_per_second(call, batch, steps):
-    """Images/s of `steps` calls of `call` on a batch, after a warm-up call (which traces)."""
-    call()
-    start = time.perf_counter()
-    for _ in range(steps):
-        call()
-    return batch * steps / (time.perf_counter() - start)
+def keras_call(network, policy, batch):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from keras_inception.models import get_network
+
+    keras.mixed_precision.set_global_policy(policy)
+    model = get_network(network).factory(weights=None)
+    floats = np.random.default_rng(0).uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype("float32")
+    return functools.partial(model.predict_on_batch, floats)
 
 
-def keras_models(network, policies):
-    """{label: our Keras model} under each dtype policy."""
-    models = {}
-    for policy in policies:
-        timing.fresh_session(policy)
-        models[f"keras_inception {policy}"] = get_network(network).factory(weights=None)
-    timing.fresh_session("float32")
-    return models
+def exported_call(folder, precision, batch):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_inception.deployment import load_exported
+
+    run = load_exported(folder, precision).run
+    raw = np.random.default_rng(0).integers(0, 256, (batch, RAW_SIZE, RAW_SIZE, 3), "uint8")
+    return functools.partial(run, raw)
 
 
-def exported_runners(model, folder, formats):
-    """{label: a function of a raw uint8 batch} for each exported artefact, run by its own
-    runtime; OpenVINO also at its own precision choice."""
-    runners = {}
-    for format in formats:
-        exported = export(model, os.path.join(folder, format), format)
-        runners[format] = load_exported(exported).run
-        if format == "openvino":
-            runners["openvino (its own precision)"] = load_exported(exported, "auto").run
-    return runners
+def timm_call(network, channels_last, bfloat16, batch):
+    import timm
+    import torch
 
+    torch.set_num_threads(os.cpu_count())
+    model = timm.create_model(network, pretrained=False).eval()
+    inputs = torch.randn(batch, 3, SIZE, SIZE)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
 
-def timm_rows(nchw_model, channels_last_model, batch):
-    """{label: call} for timm's model: NCHW float32, channels_last float32 and bf16 autocast."""
-    nchw = torch.randn(batch, 3, SIZE, SIZE)
-    last = nchw.contiguous(memory_format=torch.channels_last)
-
-    def run(network, inputs, bfloat16):
+    def run():
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bfloat16):
-            return network(inputs)
+            return model(inputs)
 
+    return run
+
+
+def rows(network, folder, formats):
+    """{label: a function of the batch size that builds the row's call}."""
+    exported = {}
+    for format in formats:
+        exported[format] = functools.partial(exported_call, os.path.join(folder, format), "float32")
+        if format == "openvino":
+            exported["openvino (its own precision)"] = functools.partial(
+                exported_call, os.path.join(folder, format), "auto"
+            )
     return {
-        "timm float32 NCHW": functools.partial(run, nchw_model, nchw, False),
-        "timm float32 channels_last": functools.partial(run, channels_last_model, last, False),
-        REFERENCE: functools.partial(run, channels_last_model, last, True),
+        **exported,
+        "timm float32 NCHW": functools.partial(timm_call, network, False, False),
+        "timm float32 channels_last": functools.partial(timm_call, network, True, False),
+        REFERENCE: functools.partial(timm_call, network, True, True),
+        "keras_inception float32": functools.partial(keras_call, network, "float32"),
+        "keras_inception mixed_bfloat16": functools.partial(keras_call, network, "mixed_bfloat16"),
     }
+
+
+def serve_row(build, connection, steps):
+    """A row's process: for each batch size received, images/s of `steps` calls after a pause
+    and a warm-up call (which builds and traces); None ends it."""
+    calls = {}
+    while (batch := connection.recv()) is not None:
+        call = calls.get(batch) or calls.setdefault(batch, build(batch))
+        time.sleep(PAUSE_SECONDS)
+        call()
+        start = time.perf_counter()
+        for _ in range(steps):
+            call()
+        connection.send(batch * steps / (time.perf_counter() - start))
+
+
+def export_all(network, folder, formats):
+    """Save a random `network` and export it in each format, each export its own
+    `keras-inception export` process (tf2onnx's peak reached 16.7 GB for Inception-ResNet-v2)."""
+    saved = os.path.join(folder, "model.keras")
+    script = (
+        "import sys; from keras_inception.models import get_network; "
+        "get_network(sys.argv[1]).factory(weights=None).save(sys.argv[2])"
+    )
+    subprocess.run([sys.executable, "-c", script, network, saved], check=True)
+    for format in formats:
+        command = ["keras-inception", "export", saved, os.path.join(folder, format)]
+        subprocess.run([*command, "--format", format], check=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--network", default="inception_resnet_v2")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
+    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count())
-    rng = np.random.default_rng(0)
     print(
         f"{args.network}, {SIZE}x{SIZE}, best of {args.rounds} rounds of {args.steps} calls, "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, keras {keras.__version__}"
+        f"{os.cpu_count()} CPUs, each row in its own process"
     )
-    timm_nchw, timm_channels_last = (
-        timm.create_model(args.network, pretrained=False).eval() for _ in range(2)
-    )
-    timm_channels_last.to(memory_format=torch.channels_last)
-    ours = keras_models(args.network, ("float32", "mixed_bfloat16"))
+    context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as folder:
-        runners = exported_runners(ours["keras_inception float32"], folder, args.formats)
+        export_all(args.network, folder, args.formats)
+        connections = {}
+        for label, build in rows(args.network, folder, args.formats).items():
+            ours, theirs = context.Pipe()
+            context.Process(target=serve_row, args=(build, theirs, args.steps), daemon=True).start()
+            connections[label] = ours
         for batch in args.batches:
-            floats = rng.uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype("float32")
-            raw = rng.integers(0, 256, (batch, RAW_SIZE, RAW_SIZE, 3), dtype=np.uint8)
-            calls = {
-                **{label: functools.partial(run, raw) for label, run in runners.items()},
-                **timm_rows(timm_nchw, timm_channels_last, batch),
-                **{
-                    label: functools.partial(model.predict_on_batch, floats)
-                    for label, model in ours.items()
-                },
-            }
-            runs = {
-                label: functools.partial(images_per_second, call, batch, args.steps)
-                for label, call in calls.items()
-            }
-            best = timing.best_of_rounds(runs, args.rounds)
+            best = dict.fromkeys(connections, 0.0)
+            for _ in range(args.rounds):
+                for label, connection in connections.items():
+                    connection.send(batch)
+                    best[label] = max(best[label], connection.recv())
             print(f"\nbatch {batch}\n{'row':36} {'images/s':>9} {'vs ' + REFERENCE:>28}")
             for label, speed in sorted(best.items(), key=lambda item: -item[1]):
                 print(f"{label:36} {speed:9.2f} {speed / best[REFERENCE]:27.2f}x", flush=True)
+        for connection in connections.values():
+            connection.send(None)
 
 
 if __name__ == "__main__":
