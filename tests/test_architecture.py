@@ -28,6 +28,7 @@ from keras_inception.training import (
     load_recipe,
 )
 from keras_inception.training.recipe import TrainingConfig
+from keras_inception.training.trainer import final_model
 
 SUBPACKAGES = [
     "keras_inception.models",
@@ -143,7 +144,10 @@ def test_the_recipe_takes_the_embedding_head_where_the_network_has_one():
     recipe = load_recipe(
         "quickstart", ['model.network="inception_resnet_v1"', "model.embedding_size=32"]
     )
-    assert build_model(recipe.model, 10).output_shape == (None, 32)
+    # Trained through a softmax over the identities on the embedding; saved as the embedding.
+    model = build_model(recipe.model, 10)
+    assert model.output_shape == (None, 10)
+    assert final_model(model).output_shape == (None, 32)
     with pytest.raises(RecipeError, match="model.embedding_size"):
         load_recipe("quickstart", ["model.embedding_size=32"])  # Inception-ResNet-v2's recipe
 

@@ -19,7 +19,8 @@ timm = pytest.importorskip("timm", reason="the parity tests compare with timm's 
 
 from helpers import images, run, write_slim_checkpoint  # noqa: E402
 
-from keras_inception import InceptionResNetV1, cli  # noqa: E402
+import keras_inception_cli as cli  # noqa: E402
+from keras_inception import InceptionResNetV1  # noqa: E402
 from keras_inception.models import get_network  # noqa: E402
 from keras_inception.weights import (  # noqa: E402
     WeightsMismatchError,
