@@ -15,7 +15,7 @@ Rows:
 Each row lives in a process of its own, so that no runtime's thread pool (TensorFlow's, PyTorch's
 OpenMP, OpenVINO's TBB) competes with another's: in one process, OpenVINO ran at a third of its
 speed. The rows are timed one at a time in alternating rounds and the best round of each is kept
-; the ratio is against timm's bf16 channels_last row at the same batch.
+(benchmarks/timing.py); the ratio is against timm's bf16 channels_last row at the same batch.
 Weights are random (speed does not depend on their values).
 
     python benchmarks/serving.py [--network inception_resnet_v2] [--batches 1 8]
@@ -104,13 +104,21 @@ def serve_row(build, connection, steps):
     and a warm-up call (which builds and traces); None ends it."""
     calls = {}
     while (batch := connection.recv()) is not None:
-        call = calls.get(batch) or calls.setdefault(batch, build(batch))
+        if batch not in calls:
+            calls[batch] = build(batch)
+        call = calls[batch]
         time.sleep(PAUSE_SECONDS)
         call()
         start = time.perf_counter()
         for _ in range(steps):
             call()
         connection.send(batch * steps / (time.perf_counter() - start))
+
+
+def time_in_row(connection, batch):
+    """Ask a row's process for one timing at `batch`, and wait for it."""
+    connection.send(batch)
+    return connection.recv()
 
 
 def export_all(network, folder, formats):
@@ -135,6 +143,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
     args = parser.parse_args()
+    import timing  # imports Keras: here, not where the rows' processes would import it too
+
     print(
         f"{args.network}, {SIZE}x{SIZE}, best of {args.rounds} rounds of {args.steps} calls, "
         f"{os.cpu_count()} CPUs, each row in its own process"
@@ -148,11 +158,11 @@ def main():
             context.Process(target=serve_row, args=(build, theirs, args.steps), daemon=True).start()
             connections[label] = ours
         for batch in args.batches:
-            best = dict.fromkeys(connections, 0.0)
-            for _ in range(args.rounds):
-                for label, connection in connections.items():
-                    connection.send(batch)
-                    best[label] = max(best[label], connection.recv())
+            runs = {
+                label: functools.partial(time_in_row, connection, batch)
+                for label, connection in connections.items()
+            }
+            best = timing.best_of_rounds(runs, args.rounds)
             print(f"\nbatch {batch}\n{'row':36} {'images/s':>9} {'vs ' + REFERENCE:>28}")
             for label, speed in sorted(best.items(), key=lambda item: -item[1]):
                 print(f"{label:36} {speed:9.2f} {speed / best[REFERENCE]:27.2f}x", flush=True)

@@ -34,20 +34,21 @@ class ExportedModel:
         if self.format not in _RUNNERS:
             raise ValueError(f"{folder}: {METADATA_FILE} names an unknown format {self.format!r}.")
         self.class_names = (self.folder / LABELS_FILE).read_text("utf-8").splitlines()
-        self.raw_images = self.metadata["input"] == "uint8 images"
+        # A float-input export gets its images cut and scaled here, as a raw-image one inside.
+        raw_images = self.metadata["input"] == "uint8 images"
+        self._prepare = (
+            None if raw_images else RawImagePreprocessing(self.metadata["input_shape"][:2])
+        )
         self.run = _RUNNERS[self.format](self.folder / FORMATS[self.format], precision)
 
     def predict(self, images):
         """Probabilities [N, classes] of uint8 RGB (or grayscale) images [H, W, C] of any sizes,
         one at a time. A float-input export gets them cut and scaled here, as the raw-image
         export does inside."""
-        return np.concatenate([self.run(self._prepare(_rgb_batch(image))) for image in images])
-
-    def _prepare(self, batch):
-        if self.raw_images:
-            return batch
-        size = self.metadata["input_shape"][:2]
-        return np.asarray(RawImagePreprocessing(size)(batch), dtype="float32")
+        batches = [_rgb_batch(image) for image in images]
+        if self._prepare is not None:
+            batches = [np.asarray(self._prepare(batch), dtype="float32") for batch in batches]
+        return np.concatenate([self.run(batch) for batch in batches])
 
 
 def load_exported(folder, precision="float32"):
