@@ -11,7 +11,7 @@ import importlib
 _EXPORTS = {
     "DeadNetworkDetector": "keras_inception.training.callbacks",
     "DeadNetworkError": "keras_inception.errors",
-    "LearningRateLogger": "keras_inception.training.callbacks",
+    "EpochLogger": "keras_inception.training.callbacks",
     "Recipe": "keras_inception.training.recipe",
     "RecipeError": "keras_inception.errors",
     "RunFolder": "keras_inception.run_folder",

@@ -1,6 +1,8 @@
-"""The callbacks Keras does not have: the dead-network detector, a learning-rate log, per-epoch
-seeding of dropout and of the training input, the run folder's crash-safe epoch backup, and a
+"""The callbacks Keras does not have: the dead-network detector, a learning-rate and epoch-time
+log, per-epoch seeding of dropout and of the training input, the run folder's crash-safe epoch backup, and a
 stop on a non-finite loss that says where it happened."""
+
+import time
 
 import keras
 import numpy as np
@@ -164,13 +166,19 @@ class DeadNetworkDetector(keras.callbacks.Callback):
         )
 
 
-class LearningRateLogger(keras.callbacks.Callback):
-    """Add the optimizer's current learning rate to the epoch logs (schedules are not logged)."""
+class EpochLogger(keras.callbacks.Callback):
+    """Add the optimizer's current learning rate to the epoch logs (schedules are not logged),
+    and the epoch's wall-clock seconds (training and validation) as `epoch_seconds`, so that
+    runs can be compared against time as well as epochs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
             logs["learning_rate"] = float(ops.convert_to_numpy(optimizer.learning_rate))
+            logs["epoch_seconds"] = time.perf_counter() - self._epoch_start
 
 
 class EpochSeeds(keras.callbacks.Callback):

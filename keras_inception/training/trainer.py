@@ -29,8 +29,8 @@ from keras_inception.training import distribution
 from keras_inception.training.callbacks import (
     DeadNetworkDetector,
     EpochBackup,
+    EpochLogger,
     EpochSeeds,
-    LearningRateLogger,
     StopOnNonFinite,
 )
 from keras_inception.training.finetune import set_trainable, training_phases
@@ -119,15 +119,15 @@ def compile_for_recipe(model, recipe, steps_per_epoch, phase=None):
 
 
 def recipe_callbacks(recipe, probe_images, run=None, data=None, initial_step=0):
-    """The recipe's callbacks: the stop on a non-finite loss, the learning-rate log, per-epoch
-    seeds (keyed on `data`, a `DataBundle`, when given), the dead-network detector on
+    """The recipe's callbacks: the stop on a non-finite loss, the learning-rate and epoch-time
+    log, per-epoch seeds (keyed on `data`, a `DataBundle`, when given), the dead-network detector on
     `probe_images` (counting steps from `initial_step`), the weight-average swap and, with a
     `RunFolder` `run`, its CSV and TensorBoard logs, then each epoch's checkpoint and backup
     (after the logs, so that a resumed run cuts the log back to its backup)."""
     detector = recipe.detector
     callbacks = [
         StopOnNonFinite(),
-        LearningRateLogger(),
+        EpochLogger(),
         EpochSeeds(recipe.seed, data),
         DeadNetworkDetector(
             probe_images,
