@@ -516,6 +516,42 @@ def _train(args):
     return 0
 
 
+def _add_experiment(subparsers):
+    parser = _subcommand(
+        subparsers,
+        "experiment",
+        help="reproduce one of the paper's claims at small scale (docs/paper.md)",
+        description="Run one of the paper's experiments on the bundled digits: train its runs "
+        "(finished ones are read back, an unfinished one resumes) and write its results.csv and "
+        "figure.png. Experiments: residual_speedup, residual_scaling, crops_ensembles.",
+    )
+    parser.add_argument("name", metavar="NAME", help="the experiment to run")
+    parser.add_argument(
+        "--seeds",
+        type=_numbers(int),
+        default=[0, 1, 2],
+        metavar="S1,S2,...",
+        help="the seeds to train each setting with (default: 0,1,2)",
+    )
+    parser.add_argument(
+        "--output", metavar="DIR", help="where to write (default: runs/experiments/NAME)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few steps per run: check the experiment end to end in a minute or two",
+    )
+    parser.set_defaults(handler=_experiment)
+
+
+@_reports_errors
+def _experiment(args):
+    from keras_inception.experiments import run_experiment
+
+    run_experiment(args.name, args.output, args.seeds, args.quick)
+    return 0
+
+
 def _add_plot(subparsers):
     parser = _subcommand(
         subparsers,
@@ -733,6 +769,7 @@ SUBCOMMANDS = [
     _add_export,
     _add_convert,
     _add_train,
+    _add_experiment,
     _add_plot,
     _add_recipes,
     _add_networks,

@@ -44,6 +44,9 @@ def test_recipes_lists_one_line_each():
         "inception_resnet_v1_imagenet",
         "inception_resnet_v2_imagenet",
         "inception_v4_imagenet",
+        "paper_residual_scaling",
+        "paper_speedup_inception_resnet_v2",
+        "paper_speedup_inception_v4",
         "quickstart",
     ]
 
