@@ -216,10 +216,12 @@ PHASE_CHAIN = [
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_a_two_phase_run_killed_in_either_phase_resumes_to_the_same_weights(tmp_path):
+    # Two of the digits, so that each epoch ends on a fifth of the validation images.
     weights = tmp_path / "digits.weights.h5"
-    helpers.randomise(InceptionResNetV2(classes=10, **TINY), seed=2).save_weights(weights)
+    helpers.randomise(InceptionResNetV2(classes=2, **TINY), seed=2).save_weights(weights)
     overrides = [
         *SHORT,
+        'data.classes=["3", "7"]',
         f'model.weights="{weights}"',
         "finetune.head_epochs=1",
         "finetune.head_learning_rate=0.01",
@@ -237,9 +239,8 @@ def test_a_two_phase_run_killed_in_either_phase_resumes_to_the_same_weights(tmp_
     output = (tmp_path / "whole.log").read_text()
     assert "Loaded" in output and "Logits new" not in output
     helpers.assert_same_final_weights(tmp_path / "killed", whole)
-    assert (whole / "weights.json").exists() and (whole / "classes.txt").read_text().split() == [
-        str(digit) for digit in range(10)
-    ]
+    assert (whole / "weights.json").exists()
+    assert (whole / "classes.txt").read_text().split() == ["3", "7"]
 
 
 @pytest.mark.slow
