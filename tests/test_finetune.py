@@ -216,12 +216,14 @@ PHASE_CHAIN = [
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_a_two_phase_run_killed_in_either_phase_resumes_to_the_same_weights(tmp_path):
-    # Two of the digits, so that each epoch ends on a fifth of the validation images.
+    # Two of the digits, so that each epoch ends on a fifth of the validation images, in
+    # batches of 8 (what resumes does not depend on the batch).
     weights = tmp_path / "digits.weights.h5"
     helpers.randomise(InceptionResNetV2(classes=2, **TINY), seed=2).save_weights(weights)
     overrides = [
         *SHORT,
         'data.classes=["3", "7"]',
+        "training.batch_size=8",
         f'model.weights="{weights}"',
         "finetune.head_epochs=1",
         "finetune.head_learning_rate=0.01",
