@@ -97,8 +97,9 @@ def classify(result):
         outcome = "learned"
     else:
         outcome = "chance"
+    steps = [step for step, _ in result.checks]
     caught = (
-        fired_at is not None and fired_at <= died_at + detector.patience * detector.check_every
+        fired_at is not None and steps.index(fired_at) - steps.index(died_at) < detector.patience
         if outcome == "died"
         else None
     )
