@@ -131,10 +131,11 @@ def test_speedup_and_crops_experiments_run_end_to_end_in_quick_mode(tmp_path):
 @pytest.mark.slow
 def test_scaling_experiment_runs_end_to_end_in_quick_mode(tmp_path):
     rows = residual_scaling.run(tmp_path, seeds=(0,), quick=True)
-    assert [row["setting"] for row in rows] == [s.name for s in residual_scaling.SETTINGS]
+    quick_settings = [residual_scaling.SETTINGS[0].name, residual_scaling.SETTINGS[-1].name]
+    assert [row["setting"] for row in rows] == quick_settings
     table = read_csv(tmp_path / "results.csv")
     assert set(table[0]) >= {"outcome", "died_at_step", "detector_fired_at_step"}
     assert {row["outcome"] for row in table} <= {"died", "learned", "chance", "non_finite_loss"}
     checks = read_csv(tmp_path / "zero_fraction.csv")
-    assert {row["setting"] for row in checks} == {s.name for s in residual_scaling.SETTINGS}
+    assert {row["setting"] for row in checks} == set(quick_settings)
     assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

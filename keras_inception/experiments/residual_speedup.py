@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_inception.experiments.runs import Setting, run_setting, write_rows
+from keras_inception.experiments.runs import Setting, run_setting, summary_table, write_rows
 from keras_inception.models.flops import forward_flops
 from keras_inception.plotting import plt, save
 from keras_inception.training import build_model
@@ -80,6 +80,11 @@ def run(output, seeds=(0, 1, 2), quick=False):
     write_rows(curves, output / "curves.csv")
     write_rows(summary, output / "results.csv")
     plot(curves, output / "figure.png")
+    numbers = ["final_val_top1_error", "seconds"]
+    numbers += [
+        f"{kind}_to_{target:g}" for target in ACCURACY_TARGETS for kind in ("steps", "seconds")
+    ]
+    print(summary_table(summary, "network", numbers), end="")
     return summary
 
 

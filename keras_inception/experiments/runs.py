@@ -121,3 +121,32 @@ def write_rows(rows, path):
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def summary_table(rows, by, numbers=(), counts=()):
+    """The rows as a Markdown table, one line per value of `by` in order of appearance: the
+    runs, each column in `numbers` as mean (min-max) over the runs that have a value (with how
+    many did, where not all), and each column in `counts` as `value: runs` pairs."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row[by], []).append(row)
+    lines = [
+        "| " + " | ".join([by, "runs", *numbers, *counts]) + " |",
+        "|---" * (2 + len(numbers) + len(counts)) + "|",
+    ]
+    for key, group in groups.items():
+        cells = [str(key), str(len(group))]
+        for column in numbers:
+            values = [float(row[column]) for row in group if row[column] is not None]
+            values = [value for value in values if np.isfinite(value)]
+            cell = f"{np.mean(values):.4g} ({min(values):.4g}-{max(values):.4g})" if values else "-"
+            if len(values) < len(group):
+                cell += f", {len(values)} of {len(group)}"
+            cells.append(cell)
+        for column in counts:
+            tally = {}
+            for row in group:
+                tally[row[column]] = tally.get(row[column], 0) + 1
+            cells.append(", ".join(f"{value}: {count}" for value, count in tally.items()))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
