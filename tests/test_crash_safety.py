@@ -16,10 +16,12 @@ from keras_inception.errors import NonFiniteLossError, StoppedRunError
 from keras_inception.run_folder import RunFolder
 from keras_inception.training import load_recipe, train
 
-# The quickstart through the command line, shortened to 4 epochs of 2 steps, deterministic ops.
+# The quickstart through the command line, shortened to 4 epochs of 2 steps of 8, deterministic
+# ops, on two of the digits (each epoch ends on a fifth of the validation images).
 SHORT = [
     "model.depths=[0, 0, 1]",
-    "training.batch_size=16",
+    'data.classes=["0", "1"]',
+    "training.batch_size=8",
     "training.epochs=4",
     "training.steps_per_epoch=2",
     "training.deterministic=true",
