@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import FAST_XLA_COMPILE, TINY_DEPTHS, network_params, randomise
+from helpers import FAST_XLA_COMPILE, TINY_DEPTHS, network_params, randomise, run
 
 import keras_inception
 from keras_inception import InceptionResNetV1, InceptionResNetV2, InceptionV4, ResidualScale
@@ -44,11 +44,11 @@ def test_keras_applications_weights_load_and_give_the_same_outputs(tmp_path, ima
     reference.save_weights(path)
 
     ours = InceptionResNetV2(input_shape=(75, 75, 3), classifier_activation=None, weights=path)
-    expected = reference.predict(images, verbose=0)
-    np.testing.assert_allclose(ours.predict(images, verbose=0), expected, atol=1e-5, rtol=0)
+    expected = run(reference, images)
+    np.testing.assert_allclose(run(ours, images), expected, atol=1e-5, rtol=0)
     # The comparison would catch a silent non-load: fresh weights give other logits.
     fresh = InceptionResNetV2(input_shape=(75, 75, 3), classifier_activation=None)
-    assert np.abs(fresh.predict(images, verbose=0) - expected).max() > 1e-3
+    assert np.abs(run(fresh, images) - expected).max() > 1e-3
 
 
 def test_weights_of_another_network_are_refused_with_the_file_named(tmp_path):
@@ -199,7 +199,7 @@ def test_residual_scale_per_block_type_changes_the_output_and_is_saved(tmp_path,
     base.save_weights(weights)
     changed = InceptionResNetV2(residual_scale=(0.17, 0.30, 0.20), weights=weights, **shape)
 
-    assert np.abs(base.predict(images, verbose=0) - changed.predict(images, verbose=0)).max() > 1e-4
+    assert np.abs(run(base, images) - run(changed, images)).max() > 1e-4
     assert changed.get_layer("Repeat__block35_1__Sum").scale == pytest.approx(0.17)
     assert changed.get_layer("Repeat_1__block17_1__Sum").scale == pytest.approx(0.30)
     assert changed.get_layer("Block8").scale == 1.0
@@ -218,9 +218,7 @@ def test_keras_file_round_trip_in_safe_mode(spec, tmp_path, images):
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.models.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(
-        restored.predict(images, verbose=0), model.predict(images, verbose=0)
-    )
+    np.testing.assert_array_equal(run(restored, images), run(model, images))
 
 
 # --------------------------------------------------------------------------- other backends
