@@ -38,7 +38,12 @@ def test_bundled_recipes_are_found_by_name_and_load():
         "digits_0_4",
         "digits_5_9",
     }
-    assert set(bundled_recipes()) == {"quickstart", *IMAGENET_RECIPES, *finetuning}
+    paper = {
+        "paper_speedup_inception_v4",
+        "paper_speedup_inception_resnet_v2",
+        "paper_residual_scaling",
+    }
+    assert set(bundled_recipes()) == {"quickstart", *IMAGENET_RECIPES, *finetuning, *paper}
     for name in bundled_recipes():
         recipe = load_recipe(name)
         assert recipe.name == name and recipe.description
