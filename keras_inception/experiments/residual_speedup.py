@@ -4,7 +4,8 @@ Inception network train faster at the same cost?
 Inception-v4 and Inception-ResNet-v2, with depths that make their forward FLOPs equal within 10%
 (`flop_ratio`), train with the same recipe on the same digits for several seeds. Written:
 `curves.csv` (validation error per epoch, step and second of every run), `results.csv` (per run:
-the final error and the steps and seconds each reached `ACCURACY_TARGETS`) and `figure.png`
+the final error, the steps and seconds each reached `ACCURACY_TARGETS`, and the seconds of the
+first epoch, which holds the tracing, against the median of the others) and `figure.png`
 (validation error against epoch and against wall-clock, mean and spread over the seeds).
 """
 
@@ -22,7 +23,9 @@ SETTINGS = (
     Setting("inception_v4", "paper_speedup_inception_v4", columns={"residual": False}),
     Setting("inception_resnet_v2", "paper_speedup_inception_resnet_v2", columns={"residual": True}),
 )
-ACCURACY_TARGETS = (0.5, 0.8, 0.9)  # validation top-1 accuracies to count steps and seconds to
+# Validation top-1 accuracies to count steps and seconds to. Set after the first full run to the
+# range these short runs reach (none reached 0.8 in 8 epochs; docs/paper.md).
+ACCURACY_TARGETS = (0.3, 0.5, 0.6)
 MAX_FLOP_MISMATCH = 0.10  # the issue's "forward FLOPs matched within 10%"
 
 
@@ -37,6 +40,17 @@ def flop_ratio():
     return residual / plain
 
 
+def first_and_later_epochs(epoch_seconds):
+    """Seconds of the first epoch, which holds the tracing, and the median of the later ones,
+    which is what a step costs."""
+    if epoch_seconds.size < 2:
+        return {"first_epoch_seconds": float("nan"), "later_epoch_seconds_median": float("nan")}
+    return {
+        "first_epoch_seconds": round(float(epoch_seconds[0]), 1),
+        "later_epoch_seconds_median": round(float(np.median(epoch_seconds[1:])), 1),
+    }
+
+
 def run(output, seeds=(0, 1, 2), quick=False):
     """Train every setting for every seed (seeds in the outer loop, so that a machine busy with
     something else slows both networks alike) and write the tables and the figure."""
@@ -47,7 +61,8 @@ def run(output, seeds=(0, 1, 2), quick=False):
     for result in results:
         error = 1.0 - result.column("top1")
         steps = np.array(result.log["epoch"]) * result.steps_per_epoch
-        seconds = np.cumsum(result.column("epoch_seconds", validation=False))
+        epoch_seconds = result.column("epoch_seconds", validation=False)
+        seconds = np.cumsum(epoch_seconds)
         curves += [
             {
                 "network": result.setting.name,
@@ -68,6 +83,7 @@ def run(output, seeds=(0, 1, 2), quick=False):
             "outcome": result.outcome,
             "final_val_top1_error": float(error[-1]) if error.size else float("nan"),
             "seconds": round(float(seconds[-1]), 1) if seconds.size else float("nan"),
+            **first_and_later_epochs(epoch_seconds),
         }
         for target in ACCURACY_TARGETS:
             reached = np.flatnonzero(1.0 - error >= target)
@@ -80,7 +96,12 @@ def run(output, seeds=(0, 1, 2), quick=False):
     write_rows(curves, output / "curves.csv")
     write_rows(summary, output / "results.csv")
     plot(curves, output / "figure.png")
-    numbers = ["final_val_top1_error", "seconds"]
+    numbers = [
+        "final_val_top1_error",
+        "seconds",
+        "first_epoch_seconds",
+        "later_epoch_seconds_median",
+    ]
     numbers += [
         f"{kind}_to_{target:g}" for target in ACCURACY_TARGETS for kind in ("steps", "seconds")
     ]
