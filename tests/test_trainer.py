@@ -35,13 +35,13 @@ TRAIN_SCRIPT = textwrap.dedent(
 
     recipe = load_recipe("quickstart", [
         "model.depths=[0, 0, 1]", "training.batch_size=8", "training.epochs=3",
-        "training.deterministic=true", "detector.check_every=3", "detector.probe_size=8",
+        "training.deterministic=true", "detector.check_every=2", "detector.probe_size=8",
     ])
     keras.utils.set_random_seed(recipe.seed)
     tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(0)
-    images = rng.uniform(-1, 1, (32, 75, 75, 3)).astype("float32")
-    labels = rng.integers(0, 10, 32).astype("int32")
+    images = rng.uniform(-1, 1, (16, 75, 75, 3)).astype("float32")
+    labels = rng.integers(0, 10, 16).astype("int32")
     train_ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
     val_ds = tf.data.Dataset.from_tensor_slices((images[:8], labels[:8])).batch(8)
 
@@ -55,8 +55,8 @@ TRAIN_SCRIPT = textwrap.dedent(
     np.savez(os.path.join(sys.argv[1], "final_weights.npz"), *model.get_weights())
     """
 )
-STEPS_PER_EPOCH = 4
-KILL_AT_STEP = 6  # in the middle of the second epoch
+STEPS_PER_EPOCH = 2
+KILL_AT_STEP = 3  # in the middle of the second epoch
 
 
 @pytest.mark.slow
