@@ -24,7 +24,7 @@ CROPS = ("single", "10", "12", "144")
 # Validation digits evaluated: 144 crops of each through four networks is the experiment's cost
 # (120 digits: about 80,000 crops); a quick mode takes a few.
 IMAGES = 120
-QUICK_IMAGES = 16
+QUICK_IMAGES = 4
 
 
 def members(speedup_output, seeds):

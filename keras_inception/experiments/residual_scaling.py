@@ -127,9 +127,9 @@ def classify(result):
 
 def run(output, seeds=(0, 1, 2), quick=False):
     """Train every setting for every seed and write the tables and the figure. A quick mode
-    trains the first and the last setting only (the paper's, and the warm-up)."""
+    trains the last setting only (the warm-up, whose schedule is the one the others lack)."""
     output = Path(output)
-    settings = (SETTINGS[0], SETTINGS[-1]) if quick else SETTINGS
+    settings = SETTINGS[-1:] if quick else SETTINGS
     results = [run_setting(setting, seed, output, quick) for seed in seeds for setting in settings]
     rows = [classify(result) for result in results]
     checks = [
