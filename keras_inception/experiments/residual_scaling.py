@@ -88,10 +88,8 @@ def classify(result):
     # Learning is judged on the training batches, by the weights the detector probes: the
     # validation accuracy is the weight average's (EMA 0.99), which lags a 60-step run by most
     # of its length.
-    final_accuracy, final_val_accuracy = (
-        float(values[-1]) if values.size else float("nan")
-        for values in (result.column("top1", validation=False), result.column("top1"))
-    )
+    final_accuracy = result.final("top1", validation=False)
+    final_val_accuracy = result.final("top1")
     chance = 1.0 / 10
     died_at = death_step(result.checks, detector.threshold)
     fired_at = firing_step(result.checks, detector.threshold, detector.patience)

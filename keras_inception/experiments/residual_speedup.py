@@ -81,7 +81,7 @@ def run(output, seeds=(0, 1, 2), quick=False):
             "gflops": round(flops[result.setting.name] / 1e9, 4),
             "seed": result.seed,
             "outcome": result.outcome,
-            "final_val_top1_error": float(error[-1]) if error.size else float("nan"),
+            "final_val_top1_error": 1.0 - result.final("top1"),
             "seconds": round(float(seconds[-1]), 1) if seconds.size else float("nan"),
             **first_and_later_epochs(epoch_seconds),
         }

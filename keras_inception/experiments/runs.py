@@ -71,6 +71,11 @@ class RunResult:
         values = metric_column(self.log, metric, validation)
         return np.array(values if values is not None else [np.nan] * len(self.log["epoch"]))
 
+    def final(self, metric, validation=True):
+        """A logged metric at the run's last epoch (NaN if it logged none)."""
+        values = self.column(metric, validation)
+        return float(values[-1]) if values.size else float("nan")
+
     @property
     def steps_per_epoch(self):
         """Optimizer steps per epoch, as the run resolved them (`distribution.json`)."""
