@@ -1,7 +1,7 @@
 """Training images/s at 299x299: our three networks, compiled the paper's way by our trainer,
 beside a plain `model.fit` on keras.applications.InceptionResNetV2.
 
-Ours are compiled by `keras_inception.training.trainer.compile_for_recipe` with the
+Ours are compiled by `keras_inception.training.method.compile_for_recipe` with the
 `inception_resnet_v2_imagenet` recipe's method (RMSProp with the weight average, global clipping,
 label smoothing, L2 weight decay; the auxiliary head off, as keras.applications has none), so the
 ratio includes what the method costs per step. keras.applications gets RMSProp and cross-entropy,
@@ -24,7 +24,7 @@ import timing
 
 from keras_inception.models import networks
 from keras_inception.training import load_recipe
-from keras_inception.training.trainer import compile_for_recipe
+from keras_inception.training.method import compile_for_recipe
 
 CLASSES = 1000
 REFERENCE = "keras.applications InceptionResNetV2"

@@ -4,7 +4,7 @@ inception_v4 and inception_resnet_v2 trained the same way in PyTorch, on the sam
 A step is forward, backward and optimizer update, with the `inception_resnet_v2_imagenet`
 recipe's method on both sides: label-smoothed cross-entropy, L2 weight decay, RMSProp (rho 0.9,
 momentum 0.9, epsilon 1.0), global gradient clipping and the weight average. Ours are compiled by
-`keras_inception.training.trainer.compile_for_recipe` and run through `model.fit`, as `train` does;
+`keras_inception.training.method.compile_for_recipe` and run through `model.fit`, as `train` does;
 timm's models use `torch.optim.RMSprop`, `clip_grad_norm_` and `timm.utils.ModelEmaV3` in a plain
 loop. float32, then bf16: Keras's `mixed_bfloat16` policy against `torch.autocast` in bfloat16.
 The models are timed in alternating rounds and the best round of each is kept (benchmarks/timing.py).
@@ -35,7 +35,7 @@ import torch
 
 from keras_inception.models import networks
 from keras_inception.training import load_recipe
-from keras_inception.training.trainer import compile_for_recipe
+from keras_inception.training.method import compile_for_recipe
 
 CLASSES = 1000
 RECIPE = "inception_resnet_v2_imagenet"

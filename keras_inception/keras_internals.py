@@ -9,7 +9,6 @@ Keras and keras-cv to the versions these were written against.
 import contextlib
 
 import keras
-import tensorflow as tf
 
 
 class ClipAfterAllReduce:
@@ -56,7 +55,8 @@ class SlimWeightAverage:
     them the variables as initial value (an initializer rather than an assignment, so that it also
     holds when `model.fit` builds the optimizer inside its first traced step), and overrides
     `_update_model_variables_moving_average`, which Keras calls before it counts the step, so
-    `iterations` is the step being taken.
+    `iterations` is the step being taken. The end of `fit` copies the averages into the model
+    (`_overwrite_model_variables_with_average_value`) rather than sharing them.
     """
 
     def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
@@ -75,6 +75,15 @@ class SlimWeightAverage:
             if average is not None:
                 kept = keras.ops.cast(decay, variable.dtype)
                 average.assign(kept * average + (1 - kept) * variable)
+
+    def _overwrite_model_variables_with_average_value(self, trainable_variables):
+        # Keras's assigns the average itself, which on JAX leaves each variable sharing its
+        # average's buffer; the next step donates both, and a second `fit` with this optimizer
+        # failed ("Attempt to donate the same buffer twice"). Keras has no public hook here.
+        averages = self._model_variables_moving_average
+        for variable, average in zip(trainable_variables, averages, strict=True):
+            if average is not None:
+                variable.assign(keras.ops.copy(average))
 
 
 def rmsprop_slots(optimizer, variable):
@@ -102,6 +111,7 @@ def global_generator(generator):
     keras-cv's RandomColorDegeneration, one of RandAugment's operations, passes no seed on, so
     it asks for the global generator, which TensorFlow refuses to create under op determinism.
     """
+    import tensorflow as tf  # keras-cv's augmentation, the one user, runs on TensorFlow
     from tensorflow.python.ops import stateful_random_ops
 
     previous = stateful_random_ops.global_generator

@@ -15,7 +15,8 @@ from keras_inception import InceptionResNetV2, InceptionV4
 from keras_inception.models.class_names import class_names
 from keras_inception.training import build_model, fit, load_recipe, train
 from keras_inception.training.finetune import set_trainable, training_phases
-from keras_inception.training.trainer import add_weight_decay, load_recipe_weights
+from keras_inception.training.method import add_weight_decay
+from keras_inception.training.trainer import load_recipe_weights
 from keras_inception.weights.matching import WeightsMismatchError
 
 TINY = dict(weights=None, input_shape=(75, 75, 3), depths=(0, 0, 1))

@@ -70,6 +70,11 @@ def test_keras_keeps_the_weight_average_where_slim_weight_average_hooks_in():
     method = BaseOptimizer._update_model_variables_moving_average
     assert list(inspect.signature(method).parameters) == ["self", "trainable_variables"]
     assert "_model_variables_moving_average" in inspect.getsource(keras.callbacks.SwapEMAWeights)
+    # The end of `fit` copies the averages into the model through this method, which ours replaces.
+    finalize = inspect.getsource(BaseOptimizer.finalize_variable_values)
+    assert "self._overwrite_model_variables_with_average_value(var_list)" in finalize
+    method = BaseOptimizer._overwrite_model_variables_with_average_value
+    assert list(inspect.signature(method).parameters) == ["self", "trainable_variables"]
     optimizer = keras.optimizers.SGD(use_ema=True)
     variables = [keras.Variable(np.ones(2, "float32")), keras.Variable(np.ones(3, "float32"))]
     optimizer.build(variables)

@@ -3,6 +3,7 @@ slim's warmed-up weight average, on a Dense layer: no Inception network is neede
 
 import inspect
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import FAST_XLA_COMPILE
 
 from keras_inception.errors import ConfigError
 from keras_inception.training import compile_for_recipe, load_recipe
@@ -312,3 +314,53 @@ def test_compile_for_recipe_compiles_the_named_optimizer_and_schedule():
     )
     assert isinstance(model.optimizer, GlobalClipAdamW)
     assert isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
+
+
+# Trains a small IR-v2 twice with one optimizer on JAX, in a process where importing TensorFlow
+# fails: the models, a recipe and compile_for_recipe must not need it.
+JAX_WITHOUT_TENSORFLOW = """
+import keras, numpy as np
+import keras_inception
+from keras_inception.training import compile_for_recipe, load_recipe
+
+recipe = load_recipe("quickstart", ["model.aux_logits=false"])
+model = keras_inception.InceptionResNetV2(input_shape=(75, 75, 3), classes=3, depths=(1, 1, 1))
+compile_for_recipe(model, recipe, steps_per_epoch=2)
+rng = np.random.default_rng(0)
+x = rng.uniform(-1, 1, (4, 75, 75, 3)).astype("float32")
+y = keras.utils.to_categorical(rng.integers(0, 3, 4), 3)
+for _ in range(2):
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+averages = model.optimizer._model_variables_moving_average
+weights, average = model.trainable_weights[0], averages[0]
+print("RESULT", keras.backend.backend(), int(model.optimizer.iterations.numpy()),
+      np.array_equal(weights.numpy(), average.numpy()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_recipe_trains_twice_with_one_optimizer_on_jax_without_tensorflow(tmp_path):
+    """The second `fit` once failed on JAX: the first left each weight sharing its average's
+    buffer, and the step donates both."""
+    pytest.importorskip("jax", reason="the JAX backend needs jax installed")
+    stand_in = tmp_path / "tensorflow"
+    stand_in.mkdir()
+    (stand_in / "__init__.py").write_text('raise ImportError("no TensorFlow in this test")')
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
+        "XLA_FLAGS": FAST_XLA_COMPILE,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_WITHOUT_TENSORFLOW],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, result.stderr[-3000:]
+    # Both fits trained; the last copied the weight average into the model.
+    assert lines[-1].split()[1:] == ["jax", "4", "True"]

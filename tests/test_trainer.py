@@ -19,11 +19,8 @@ from keras_inception.training import (
     load_recipe,
     recipe_to_toml,
 )
-from keras_inception.training.trainer import (
-    _run_settings,
-    add_weight_decay,
-    compile_for_recipe,
-)
+from keras_inception.training.method import add_weight_decay, compile_for_recipe
+from keras_inception.training.trainer import _run_settings
 
 # A child process training a tiny network on a fixed-order dataset with deterministic ops; with
 # a third argument it SIGKILLs itself right after that optimizer step.

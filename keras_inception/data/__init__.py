@@ -1,29 +1,31 @@
 """Input pipelines: class folders, ImageNet TFRecords, prepared TFDS datasets and the bundled
-digits, with TF-slim's Inception preprocessing."""
+digits, with TF-slim's Inception preprocessing.
 
-from keras_inception.data.config import DataConfig
-from keras_inception.data.decoding import SkipCounter, read_image
-from keras_inception.data.pipeline import DataBundle, load_raw, make_datasets
-from keras_inception.data.preprocessing import (
-    PIXEL_SCALINGS,
-    eval_preprocessing,
-    fixed_standardization,
-    pixel_scaling,
-    prewhiten,
-    train_preprocessing,
-)
+The names below load their module on first use, so that a recipe, which holds a `DataConfig`,
+loads without TensorFlow (the models and the recipe's compile step run on any Keras backend).
+"""
 
-__all__ = [
-    "PIXEL_SCALINGS",
-    "DataBundle",
-    "DataConfig",
-    "SkipCounter",
-    "eval_preprocessing",
-    "fixed_standardization",
-    "load_raw",
-    "make_datasets",
-    "pixel_scaling",
-    "prewhiten",
-    "read_image",
-    "train_preprocessing",
-]
+import importlib
+
+_EXPORTS = {
+    "DataBundle": "keras_inception.data.pipeline",
+    "DataConfig": "keras_inception.data.config",
+    "PIXEL_SCALINGS": "keras_inception.data.preprocessing",
+    "SkipCounter": "keras_inception.data.decoding",
+    "eval_preprocessing": "keras_inception.data.preprocessing",
+    "fixed_standardization": "keras_inception.data.preprocessing",
+    "load_raw": "keras_inception.data.pipeline",
+    "make_datasets": "keras_inception.data.pipeline",
+    "pixel_scaling": "keras_inception.data.preprocessing",
+    "prewhiten": "keras_inception.data.preprocessing",
+    "read_image": "keras_inception.data.decoding",
+    "train_preprocessing": "keras_inception.data.preprocessing",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

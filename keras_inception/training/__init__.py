@@ -20,7 +20,7 @@ _EXPORTS = {
     "recipe_to_toml": "keras_inception.training.recipe",
     "TrainingResult": "keras_inception.training.trainer",
     "build_model": "keras_inception.training.trainer",
-    "compile_for_recipe": "keras_inception.training.trainer",
+    "compile_for_recipe": "keras_inception.training.method",
     "fit": "keras_inception.training.trainer",
     "load_recipe_weights": "keras_inception.training.trainer",
     "set_trainable": "keras_inception.training.finetune",

@@ -9,8 +9,6 @@ not, 16 bits is emulated and slower, so float32 stays.
 
 from pathlib import Path
 
-import tensorflow as tf
-
 # CPU features that give native bfloat16 matrix products (AVX512-BF16, AMX), as /proc/cpuinfo spells them.
 BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # NVIDIA compute capabilities: bfloat16 from Ampere (8.0), float16 tensor cores from Volta (7.0).
@@ -23,6 +21,8 @@ def resolve_precision(precision):
     that keeps accuracy here (the first GPU decides where there is one, else the CPU)."""
     if precision != "auto":
         return precision
+    import tensorflow as tf  # for its device list, only where "auto" is asked for
+
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])

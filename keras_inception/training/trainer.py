@@ -3,7 +3,7 @@
 `train(recipe)` builds the data and the network a recipe names and trains it into a run folder
 (`run_folder.RunFolder` says what it holds); `fit(model, recipe, train_ds, val_ds)` does the same
 for a model and data of your own. `fit` is three public pieces, usable alone with `model.fit`:
-`steps_per_epoch`, `compile_for_recipe` and `recipe_callbacks`.
+`steps_per_epoch`, `compile_for_recipe` (training/method.py) and `recipe_callbacks`.
 """
 
 import contextlib
@@ -34,7 +34,7 @@ from keras_inception.training.callbacks import (
     StopOnNonFinite,
 )
 from keras_inception.training.finetune import set_trainable, training_phases
-from keras_inception.training.optimizer import build_optimizer
+from keras_inception.training.method import compile_for_recipe
 from keras_inception.training.precision import resolve_precision
 from keras_inception.training.recipe import recipe_to_toml
 from keras_inception.weights.transfer import is_random, load_initial_weights, write_report
@@ -74,48 +74,6 @@ def load_recipe_weights(model, config):
     if is_random(config.weights):
         return None
     return load_initial_weights(model, config.weights, config.network, config.depths)
-
-
-def add_weight_decay(model, weight_decay):
-    """Slim's weight decay: an L2 penalty on every convolution and dense kernel that trains.
-
-    Slim's `l2_regularizer(4e-5)` adds 4e-5 * sum(w**2) / 2 to the loss; `keras.regularizers.L2`
-    has no halving, hence the factor. A penalty in the loss (rather than the optimizer's decoupled
-    `weight_decay`) is what the paper trained with: it goes through RMSProp's scaling and the
-    gradient clipping like any other gradient. Keras adds the penalty of trainable weights only,
-    so a frozen layer's regulariser costs nothing; it is set in each layer's config as well as on
-    its kernel, so a saved and reloaded model keeps it for fine-tuning.
-    """
-    if not weight_decay:
-        return
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None and hasattr(layer, "kernel_regularizer"):
-            layer.kernel_regularizer = keras.regularizers.L2(weight_decay / 2)
-            kernel.regularizer = layer.kernel_regularizer
-
-
-def compile_for_recipe(model, recipe, steps_per_epoch, phase=None):
-    """Compile for the recipe: label-smoothed cross-entropy on one-hot labels (weighted by
-    `aux_loss_weight` on a second, auxiliary output), top-1 and top-5 accuracy, slim's weight
-    decay, and the recipe's optimizer and schedule, over the training phase `phase` (a
-    `finetune.Phase`; default: the whole run at the optimizer's rate)."""
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.training.label_smoothing)
-    outputs = len(model.outputs)
-    metrics = [
-        keras.metrics.CategoricalAccuracy(name="top1"),
-        keras.metrics.TopKCategoricalAccuracy(5, name="top5"),
-    ]
-    add_weight_decay(model, recipe.training.weight_decay)
-    schedule = (
-        {} if phase is None else {"learning_rate": phase.learning_rate, "epochs": phase.epochs}
-    )
-    model.compile(
-        optimizer=build_optimizer(recipe, steps_per_epoch, **schedule),
-        loss=[loss] * outputs if outputs > 1 else loss,
-        loss_weights=[1.0, recipe.model.aux_loss_weight] if outputs > 1 else None,
-        metrics=[metrics] + [[]] * (outputs - 1) if outputs > 1 else metrics,
-    )
 
 
 def recipe_callbacks(recipe, probe_images, run=None, data=None, initial_step=0):
