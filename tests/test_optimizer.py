@@ -316,6 +316,21 @@ def test_compile_for_recipe_compiles_the_named_optimizer_and_schedule():
     assert isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
 
 
+def test_compile_for_recipe_builds_the_optimizer_so_the_first_step_traces_once():
+    """Built inside the traced step, the optimizer's variables made TensorFlow trace it twice."""
+    model = dense_model()
+    compile_for_recipe(model, recipe(), STEPS_PER_EPOCH)
+    assert model.optimizer.built
+    for weight, average in zip(model.trainable_weights, averages(model.optimizer)):
+        np.testing.assert_array_equal(weight.numpy(), average)
+    traces = []
+    step = model.train_step
+    model.train_step = lambda data: traces.append(1) or step(data)
+    x = np.zeros((4, 4), "float32")
+    model.fit(x, keras.utils.to_categorical([0, 1, 2, 0], 3), batch_size=4, epochs=2, verbose=0)
+    assert len(traces) == 1
+
+
 # Trains a small IR-v2 twice with one optimizer on JAX, in a process where importing TensorFlow
 # fails: the models, a recipe and compile_for_recipe must not need it.
 JAX_WITHOUT_TENSORFLOW = """
