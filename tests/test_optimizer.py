@@ -47,6 +47,21 @@ def expected_decay(step, decay):
     return min(decay, (1 + step) / (10 + step))
 
 
+def result_of(script, env=None):
+    """What `script`, run in a Python process of its own, printed after its last "RESULT "."""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, result.stderr[-3000:]
+    return lines[-1].removeprefix("RESULT ")
+
+
 def dense_model(seed=0):
     keras.utils.set_random_seed(seed)
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
@@ -270,16 +285,7 @@ print("RESULT", json.dumps({"initial": initial, "steps": steps, "replicas": repl
 def test_the_average_warms_up_under_mirrored_strategy_on_two_cpus():
     import json
 
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_FIT],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result.returncode == 0 and lines, result.stderr[-3000:]
-    output = json.loads(lines[-1].removeprefix("RESULT "))
+    output = json.loads(result_of(MIRRORED_FIT))
     steps = [
         ([np.array(w) for w in weights], [np.array(a) for a in average])
         for weights, average in output["steps"]
@@ -368,14 +374,5 @@ def test_a_recipe_trains_twice_with_one_optimizer_on_jax_without_tensorflow(tmp_
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
         "XLA_FLAGS": FAST_XLA_COMPILE,
     }
-    result = subprocess.run(
-        [sys.executable, "-c", JAX_WITHOUT_TENSORFLOW],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result.returncode == 0 and lines, result.stderr[-3000:]
     # Both fits trained; the last copied the weight average into the model.
-    assert lines[-1].split()[1:] == ["jax", "4", "True"]
+    assert result_of(JAX_WITHOUT_TENSORFLOW, env).split() == ["jax", "4", "True"]

@@ -2,6 +2,7 @@
 
 import keras
 import pytest
+import tensorflow as tf
 
 from keras_inception.training import load_recipe, precision
 from keras_inception.training.recipe import TrainingConfig
@@ -44,7 +45,7 @@ def test_cpu_flags_reads_the_flags_line(tmp_path):
 
 
 def cpu_only_machine(monkeypatch, flags):
-    monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
 
 

@@ -5,7 +5,7 @@ The names below load their module on first use, so that a recipe, which holds a 
 loads without TensorFlow (the models and the recipe's compile step run on any Keras backend).
 """
 
-import importlib
+from keras_inception.lazy import lazy_exports
 
 _EXPORTS = {
     "DataBundle": "keras_inception.data.pipeline",
@@ -24,8 +24,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

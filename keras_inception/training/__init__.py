@@ -6,7 +6,7 @@ The names below load their module on first use, so that the package root can imp
 to) without pulling in tf.data, keras-cv and matplotlib.
 """
 
-import importlib
+from keras_inception.lazy import lazy_exports
 
 _EXPORTS = {
     "DeadNetworkDetector": "keras_inception.training.callbacks",
@@ -32,8 +32,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
