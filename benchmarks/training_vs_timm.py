@@ -31,15 +31,17 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# torch (and the triton it loads) must come before TensorFlow: the other order crashes triton.
-import keras
-import numpy as np
-import timing
+# timm and torch (and the triton they load) come before Keras imports TensorFlow: the other order
+# crashes in triton's import.
 import timm
 import torch
 from timm_training import timm_runner
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import timing
 
 from keras_inception.models import networks
 from keras_inception.training import load_recipe
@@ -229,10 +231,10 @@ def main():
         f"ours: Keras {keras.__version__} on {keras.backend.backend()}"
         f"{' with XLA' if args.jit_compile else ''}; timm {timm.__version__}, torch {torch.__version__}"
     )
-    results = {
-        policy: time_policy(policy, recipe, images, classes, args) for policy in args.policies
-    }
-    print_table(results, resolve_precision("auto"))
+    timed = {policy: time_policy(policy, recipe, images, classes, args) for policy in args.policies}
+    speeds = {policy: speed for policy, (speed, _) in timed.items()}
+    first_steps = {policy: first for policy, (_, first) in timed.items()}
+    print_table(speeds, first_steps, resolve_precision("auto"))
 
 
 if __name__ == "__main__":
