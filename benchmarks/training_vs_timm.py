@@ -151,7 +151,9 @@ def print_memory(args):
     print(f"peak resident memory of a process that trains 2 steps of batch {args.batch}, 299x299:")
     for policy in args.policies:
         for label, (_, reference) in OURS.items():
-            for row in [label] * bool(reference) + [f"{reference} {layout}" for layout in LAYOUTS]:
+            if reference is None:
+                continue
+            for row in [label] + [f"{reference} {layout}" for layout in LAYOUTS]:
                 command = [
                     sys.executable,
                     __file__,
