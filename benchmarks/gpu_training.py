@@ -23,7 +23,6 @@ JAX alone. It also runs on a CPU, with small settings, to check it before a GPU 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -71,10 +70,6 @@ def gpu_peak_gib():
         gpus = tf.config.list_logical_devices("GPU")
         peak = tf.config.experimental.get_memory_info(gpus[0].name)["peak"] if gpus else None
     return None if peak is None else peak / 2**30
-
-
-def rss_peak_gib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux counts KiB
 
 
 def repeated_batch(images, labels):
@@ -152,7 +147,7 @@ def measure(row, args):
         result = measure_timm(policy == "bf16", images, labels, args, recipe)
     else:
         result = measure_ours(policy, xla[0], images, labels, args, recipe)
-    return result | {"rss_gib": rss_peak_gib()}
+    return result | {"rss_gib": timing.peak_rss_gib()}
 
 
 def rows(args):
@@ -167,16 +162,6 @@ def rows(args):
         print("timm rows left out: no PyTorch with CUDA and timm here")
         return ours
     return ["timm float32", "timm bf16", *ours]
-
-
-def measure_in_child(row, args):
-    """One row in a process of its own: peak memory is per process, and JAX and PyTorch do not
-    share one GPU's memory well."""
-    command = [sys.executable, __file__, *sys.argv[1:], "--row", row]
-    child = subprocess.run(command, capture_output=True, text=True)
-    if child.returncode:
-        sys.exit(f"{row} failed:\n{child.stderr[-3000:]}")
-    return json.loads(child.stdout.splitlines()[-1])
 
 
 def main():
@@ -211,7 +196,8 @@ def main():
     )
     best_timm = None
     for row in rows(args):  # timm's first, so that each of ours prints its ratio when it ends
-        result = measure_in_child(row, args)
+        # Each row in a process of its own: JAX and PyTorch do not share one GPU's memory well.
+        result = json.loads(timing.run_again("--row", row))
         speed = result["images_per_s"]
         if row.startswith("timm"):
             best_timm = max(best_timm or 0.0, speed)

@@ -1,4 +1,5 @@
-"""Timing shared by the benchmark scripts: alternating rounds, best of each, one table.
+"""Timing shared by the benchmark scripts: alternating rounds, best of each, one table; and the
+peak memory of a measurement run in a process of its own.
 
 The machine the benchmarks run on is shared and noisy. Timing every model once per round, round
 after round, and keeping each model's best round lets a load spike hit all of them alike rather
@@ -11,6 +12,9 @@ run but once per step in a benchmark of few steps; timm's loop has no such cost.
 """
 
 import os
+import resource
+import subprocess
+import sys
 import time
 
 import keras
@@ -77,3 +81,18 @@ def print_rows(best, policy, references):
         reference = references.get(label)
         ratio = f"{speed / best[reference]:.2f}x" if reference else "-"
         print(f"{label:40} {policy:16} {speed:9.2f} {ratio:>22}", flush=True)
+
+
+def peak_rss_gib():
+    """This process's peak resident memory, in GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux counts KiB
+
+
+def run_again(*extra):
+    """Run this script again with its own arguments and `extra` in a process of its own (peak
+    memory is per process) and return the last line it printed; exit with its error if it failed."""
+    command = [sys.executable, sys.argv[0], *sys.argv[1:], *extra]
+    child = subprocess.run(command, capture_output=True, text=True)
+    if child.returncode:
+        sys.exit(f"{' '.join(extra)} failed:\n{child.stderr[-3000:]}")
+    return child.stdout.splitlines()[-1]

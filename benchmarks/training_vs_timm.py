@@ -26,8 +26,6 @@ fixed when Keras is imported, so the script starts itself again with `KERAS_BACK
 import argparse
 import functools
 import os
-import resource
-import subprocess
 import sys
 import time
 
@@ -143,7 +141,7 @@ def peak_memory(row, recipe, args):
     images = rng.uniform(-1, 1, (2 * args.batch, 299, 299, 3)).astype("float32")
     classes = rng.integers(0, CLASSES, len(images))
     runners(policy, recipe, images, classes, args)[label]()()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux counts KiB
+    return timing.peak_rss_gib()
 
 
 def print_memory(args):
@@ -154,17 +152,7 @@ def print_memory(args):
             if reference is None:
                 continue
             for row in [label] + [f"{reference} {layout}" for layout in LAYOUTS]:
-                command = [
-                    sys.executable,
-                    __file__,
-                    *sys.argv[1:],
-                    "--memory-row",
-                    f"{row} {policy}",
-                ]
-                child = subprocess.run(command, capture_output=True, text=True)
-                if child.returncode:
-                    sys.exit(f"{row} {policy} failed:\n{child.stderr[-3000:]}")
-                gib = float(child.stdout.split()[-1])
+                gib = float(timing.run_again("--memory-row", f"{row} {policy}"))
                 print(f"{row:40} {policy:16} {gib:9.2f} GiB", flush=True)
 
 

@@ -1,7 +1,7 @@
 """The paper's method as `model.compile` takes it: label-smoothed cross-entropy, slim's weight
 decay and the recipe's optimizer and schedule.
 
-Plain Keras, apart from the trainer's TensorFlow input pipeline, so that it compiles a model on
+Plain Keras, unlike the trainer with its TensorFlow input pipeline, so that it compiles a model on
 any Keras backend (benchmarks/gpu_training.py runs it on JAX where TensorFlow is not installed).
 """
 
@@ -38,8 +38,8 @@ def compile_for_recipe(model, recipe, steps_per_epoch, phase=None):
     The optimizer is built here, eagerly, so its weight average starts at the weights the model
     has now: load weights before compiling, as Keras expects. `model.fit` would build it inside
     its first traced step, which then traces twice (a trace that creates variables is repeated)
-    and initialises each slot variable behind a conditional: for IR-v2's 1,470 that was more
-    than half of the wait for the first step.
+    and initialises each of IR-v2's 1,470 slot variables behind a conditional (docs/scaling.md
+    has the wait this saved).
     """
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.training.label_smoothing)
     outputs = len(model.outputs)
