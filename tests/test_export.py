@@ -207,9 +207,17 @@ def test_a_fixed_image_size_is_the_static_input_shape(model, raw_images, expecte
     folder = export(model, tmp_path / "fixed", "openvino", image_size=(90, 140))
     (source,) = openvino.Core().read_model(str(folder / "model.xml")).inputs
     assert str(source.get_partial_shape()) == "[?,90,140,3]"
+    exported = load_exported(folder)
     np.testing.assert_allclose(
-        load_exported(folder).predict([raw_images["wide"]])[0], expected["wide"], atol=TOLERANCE
+        exported.predict([raw_images["wide"]])[0], expected["wide"], atol=TOLERANCE
     )
+    # Compiled again for a batch of two; an image of another size is refused, not resized.
+    wide = raw_images["wide"]
+    np.testing.assert_allclose(
+        exported.run(np.stack([wide, wide])), [expected["wide"]] * 2, atol=TOLERANCE
+    )
+    with pytest.raises(ValueError, match=r"takes input of shape \[\?,90,140,3\], got \[1, 300"):
+        exported.predict([raw_images["tall"]])
 
 
 def test_an_export_never_leaves_a_half_written_folder(model, tmp_path, monkeypatch):
