@@ -71,10 +71,14 @@ class SlimWeightAverage:
 
     def _update_model_variables_moving_average(self, trainable_variables):
         decay = average_decay(self.iterations, self.ema_momentum)
+        weights = {}  # per dtype, made once rather than traced again for each variable
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
             if average is not None:
-                kept = keras.ops.cast(decay, variable.dtype)
-                average.assign(kept * average + (1 - kept) * variable)
+                if variable.dtype not in weights:
+                    kept = keras.ops.cast(decay, variable.dtype)
+                    weights[variable.dtype] = kept, 1 - kept
+                kept, taken = weights[variable.dtype]
+                average.assign(kept * average + taken * variable)
 
     def _overwrite_model_variables_with_average_value(self, trainable_variables):
         # Keras's assigns the average itself, which on JAX leaves each variable sharing its

@@ -133,6 +133,42 @@ def test_each_optimizer_updates_as_keras_own_class_does(name):
     assert np.abs(finals[0] - initial).min() > 1e-4
 
 
+def test_the_fused_rmsprop_makes_its_scalars_once_per_traced_step_and_updates_as_keras():
+    """Five variables, compiled and eager steps: the same weights as Keras's RMSprop, and the
+    traced step holds one constant each for rho, momentum and epsilon, not one per variable."""
+    settings = ("optimizer.rho=0.91", "optimizer.momentum=0.93", "optimizer.epsilon=0.97")
+    ours = build_optimizer(recipe(*settings), STEPS_PER_EPOCH)
+    theirs = keras.optimizers.RMSprop.from_config(ours.get_config())
+    rng = np.random.default_rng(0)
+    initial = [rng.normal(size=(2, i + 1)).astype("float32") for i in range(5)]
+    gradients = [[tf.constant(rng.normal(size=w.shape), "float32") for w in initial]] * 3
+    finals, steps = [], []
+    for optimizer in (ours, theirs):
+        variables = [keras.Variable(w) for w in initial]
+        optimizer.build(variables)
+        step = tf.function(lambda grads: optimizer.apply(grads, variables))  # noqa: B023
+        for grads in gradients[:2]:
+            step(grads)
+        optimizer.apply(gradients[2], variables)  # eagerly
+        finals.append([v.numpy() for v in variables])
+        steps.append(step)
+    for got, expected in zip(*finals, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+    graph = steps[0].get_concrete_function(gradients[0]).graph
+    op_types = [op.type for op in graph.get_operations()]
+    assert op_types.count("ResourceApplyRMSProp") == 5
+    constants = [
+        float(tf.make_ndarray(op.get_attr("value")))
+        for op in graph.get_operations()
+        if op.type == "Const"
+        and op.get_attr("dtype") == tf.float32
+        and op.outputs[0].shape.rank == 0
+    ]
+    for value in (0.91, 0.93, 0.97):
+        assert constants.count(pytest.approx(value)) == 1, value
+
+
 def test_the_exponential_schedule_spans_the_phase_from_its_rate():
     optimizer = build_optimizer(
         recipe("schedule.decay_epochs=2"), STEPS_PER_EPOCH, learning_rate=0.01, epochs=3

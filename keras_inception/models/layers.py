@@ -62,12 +62,18 @@ class BatchNormalization(keras.layers.BatchNormalization):
         scale = tf.convert_to_tensor(self.gamma) if self.scale else tf.ones_like(moving_mean)
         offset = tf.convert_to_tensor(self.beta) if self.center else tf.zeros_like(moving_mean)
         update_statistics = bool(training) and self.trainable
+        # Training computes the batch's statistics and takes none (as slim's fused path passes).
+        mean, variance = (
+            (tf.constant([], moving_mean.dtype),) * 2
+            if update_statistics
+            else (moving_mean, moving_variance)
+        )
         outputs, batch_mean, batch_variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=inputs,
             scale=scale,
             offset=offset,
-            mean=tf.zeros_like(moving_mean) if update_statistics else moving_mean,
-            variance=tf.ones_like(moving_variance) if update_statistics else moving_variance,
+            mean=mean,
+            variance=variance,
             epsilon=self.epsilon,
             exponential_avg_factor=1.0,
             data_format="NHWC",
@@ -75,14 +81,13 @@ class BatchNormalization(keras.layers.BatchNormalization):
         )
         if update_statistics:
             # The kernel returns the unbiased (n - 1) variance; Keras averages the biased one.
-            count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], batch_variance.dtype)
-            batch_variance *= (count - 1.0) / count
-            self.moving_mean.assign(
-                moving_mean * self.momentum + batch_mean * (1.0 - self.momentum)
-            )
-            self.moving_variance.assign(
-                moving_variance * self.momentum + batch_variance * (1.0 - self.momentum)
-            )
+            # Few ops, each constant made once: the training step traces them for every layer.
+            values = tf.cast(tf.size(inputs), batch_variance.dtype)
+            batch_variance *= 1.0 - inputs.shape[-1] / values
+            kept = tf.constant(self.momentum, moving_mean.dtype)
+            taken = tf.constant(1.0 - self.momentum, moving_mean.dtype)
+            self.moving_mean.assign(moving_mean * kept + batch_mean * taken)
+            self.moving_variance.assign(moving_variance * kept + batch_variance * taken)
         return outputs
 
     def _fusable(self, inputs, mask):

@@ -3,11 +3,14 @@ AdamW, each clipping the global gradient and keeping slim's weight average; ligh
 package to import at start-up, so that saved models compiled with one load after
 `import keras_inception`."""
 
+import weakref
+
 import keras
 
 from keras_inception.keras_internals import ClipAfterAllReduce, SlimWeightAverage, rmsprop_slots
 
 PAPER_RMSPROP_EPSILON = 1.0  # where the recipe leaves optimizer.epsilon out
+SCALARS = ("rho", "momentum", "epsilon")  # ResourceApplyRMSProp's, as Keras's RMSprop names them
 
 
 @keras.saving.register_keras_serializable(package="keras_inception")
@@ -33,12 +36,37 @@ class GlobalClipFusedRMSprop(SlimWeightAverage, ClipAfterAllReduce, keras.optimi
             var=variable.handle,
             ms=mean_square.value.handle,
             mom=momentum.value.handle,
-            lr=tf.cast(learning_rate, dtype),
-            rho=tf.cast(self.rho, dtype),
-            momentum=tf.cast(self.momentum, dtype),
-            epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.cast(gradient, dtype),
+            **self._scalars(learning_rate, dtype),
         )
+
+    def _scalars(self, learning_rate, dtype):
+        """The update's scalars as tensors of `dtype`. While a step is traced they are made once
+        per dtype, not for every variable (IR-v2 has 490): the first step traces each op."""
+        import tensorflow as tf
+
+        if tf.executing_eagerly():  # nothing traced, nothing to share
+            return _rmsprop_scalars(self, learning_rate, dtype)
+        if "_traced_scalars" not in self.__dict__:
+            # Not a dict: Keras's attribute tracking would store a copy of one.
+            self._traced_scalars = weakref.WeakKeyDictionary()
+        graph = tf.compat.v1.get_default_graph()
+        rate, scalars = self._traced_scalars.get(graph, (None, {}))
+        if rate is not learning_rate:
+            rate, scalars = learning_rate, {}
+            self._traced_scalars[graph] = rate, scalars
+        if dtype not in scalars:
+            scalars[dtype] = _rmsprop_scalars(self, learning_rate, dtype)
+        return scalars[dtype]
+
+
+def _rmsprop_scalars(optimizer, learning_rate, dtype):
+    import tensorflow as tf
+
+    return {
+        "lr": tf.cast(learning_rate, dtype),
+        **{name: tf.constant(getattr(optimizer, name), dtype) for name in SCALARS},
+    }
 
 
 @keras.saving.register_keras_serializable(package="keras_inception")
