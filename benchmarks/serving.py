@@ -3,7 +3,9 @@ run by its own runtime, and as timm's model at its fastest CPU settings, on the 
 run, at batch 1 and 8.
 
 Rows:
-- our Keras model, `predict_on_batch` on float input, float32 and mixed_bfloat16;
+- our Keras model on float input, float32 and mixed_bfloat16: Keras's `predict_on_batch`, and
+  the inference function that `predict` and `evaluate` switch to after their first crops
+  (`keras_inception.models.inference_function`: batch norms folded, weights frozen);
 - each export (`keras-inception export`) through `keras_inception.deployment.load_exported`, fed
   raw uint8 images of 342x342 (the crop, resize and scaling run inside the artefact, which the
   float rows do not pay for); OpenVINO twice: float32, and its own choice on this CPU (bfloat16
@@ -21,6 +23,8 @@ Weights are random (speed does not depend on their values).
 
     python benchmarks/serving.py [--network inception_resnet_v2] [--batches 1 8]
                                  [--steps 3] [--rounds 3] [--formats saved_model litert onnx openvino]
+
+`--formats` with no format leaves the exports out (quick: no conversion).
 """
 
 import argparse
@@ -41,16 +45,18 @@ FORMATS = ("saved_model", "litert", "onnx", "openvino")
 PAUSE_SECONDS = 2.0
 
 
-def keras_call(network, policy, batch):
+def keras_call(network, policy, inference_function, batch):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     from keras_inception.models import get_network
+    from keras_inception.models import inference_function as build_inference_function
 
     keras.mixed_precision.set_global_policy(policy)
     model = get_network(network).factory(weights=None)
     floats = np.random.default_rng(0).uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype("float32")
-    return functools.partial(model.predict_on_batch, floats)
+    run = build_inference_function(model) if inference_function else model.predict_on_batch
+    return functools.partial(run, floats)
 
 
 def exported_call(folder, precision, batch):
@@ -94,8 +100,13 @@ def rows(network, folder, formats):
         "timm float32 NCHW": functools.partial(timm_call, network, False, False),
         "timm float32 channels_last": functools.partial(timm_call, network, True, False),
         "timm bf16 channels_last": functools.partial(timm_call, network, True, True),
-        "keras_inception float32": functools.partial(keras_call, network, "float32"),
-        "keras_inception mixed_bfloat16": functools.partial(keras_call, network, "mixed_bfloat16"),
+        **{
+            f"keras_inception {policy}{suffix}": functools.partial(
+                keras_call, network, policy, inference_function
+            )
+            for policy in ("float32", "mixed_bfloat16")
+            for inference_function, suffix in ((False, ""), (True, " inference fn"))
+        },
     }
 
 
@@ -141,7 +152,7 @@ def main():
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--formats", nargs="+", default=list(FORMATS), choices=FORMATS)
+    parser.add_argument("--formats", nargs="*", default=list(FORMATS), choices=FORMATS)
     args = parser.parse_args()
     import timing  # imports Keras: here, not where the rows' processes would import it too
 

@@ -1,4 +1,4 @@
-"""Every use of a private Keras or keras-cv attribute, fenced in one module.
+"""Every use of a private Keras, keras-cv or TensorFlow attribute, fenced in one module.
 
 Each is here because no public API does the job (named below), and
 tests/test_keras_internals.py checks that the upstream shape it relies on is still there, so an
@@ -124,3 +124,14 @@ def global_generator(generator):
         yield
     finally:
         tf.random.set_global_generator(previous)
+
+
+def freeze(concrete_function):
+    """`concrete_function` (a traced `tf.function`) with every variable it reads replaced by a
+    constant of its current value. TensorFlow's own converters freeze this way; TensorFlow 2 has
+    no public name for it (`tf.compat.v1.graph_util` freezes sessions, not functions)."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    return convert_variables_to_constants_v2(concrete_function)

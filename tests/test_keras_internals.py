@@ -12,7 +12,7 @@ from keras.src.backend.tensorflow.optimizer import TFOptimizer
 from keras.src.optimizers.base_optimizer import BaseOptimizer
 
 from keras_inception.data.augmentation import inception_crop
-from keras_inception.keras_internals import rmsprop_slots
+from keras_inception.keras_internals import freeze, rmsprop_slots
 from keras_inception.training.optimizer import GlobalClipFusedRMSprop
 
 
@@ -110,3 +110,15 @@ def test_rmsprop_keeps_its_slots_in_these_lists(name):
     optimizer = keras.optimizers.RMSprop(momentum=0.9)
     optimizer.build([keras.Variable(np.zeros(2, "float32"))])
     assert len(getattr(optimizer, name)) == 1
+
+
+def test_freeze_makes_the_variables_a_function_reads_constants():
+    """TensorFlow's freezing, which the inference function uses, under its private name."""
+    variable = tf.Variable([1.0, 2.0])
+    traced = tf.function(lambda x: x * variable).get_concrete_function(tf.TensorSpec([2]))
+    frozen = freeze(traced)
+    variable.assign([5.0, 5.0])
+    (outputs,) = frozen(tf.constant([1.0, 3.0]))
+    assert outputs.numpy().tolist() == [1.0, 6.0]
+    operations = {operation.type for operation in frozen.graph.get_operations()}
+    assert not operations & {"ReadVariableOp", "VarHandleOp"}

@@ -7,6 +7,11 @@ from keras_inception.models.flops import forward_flops
 from keras_inception.models.inception_resnet_v1 import InceptionResNetV1
 from keras_inception.models.inception_resnet_v2 import InceptionResNetV2
 from keras_inception.models.inception_v4 import InceptionV4
+from keras_inception.models.inference import (
+    FoldedBatchNormalization,
+    inference_function,
+    inference_model,
+)
 from keras_inception.models.layers import BatchNormalization, ResidualScale
 from keras_inception.models.registry import (
     NetworkSpec,
@@ -19,6 +24,7 @@ from keras_inception.models.registry import (
 __all__ = [
     "BatchNormalization",
     "ClassNames",
+    "FoldedBatchNormalization",
     "InceptionResNetV1",
     "InceptionResNetV2",
     "InceptionV4",
@@ -27,8 +33,10 @@ __all__ = [
     "ResidualScale",
     "class_names",
     "feature_model",
+    "inference_model",
     "forward_flops",
     "get_network",
+    "inference_function",
     "network_names",
     "networks",
     "with_class_names",
