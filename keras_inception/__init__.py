@@ -12,7 +12,7 @@ from keras_inception.models import (
     feature_model,
     registry,
 )
-from keras_inception.training import optimizer as _registers_the_training_optimizer  # noqa: F401
+from keras_inception.training import method as _registers_the_optimizer_and_weight_decay  # noqa: F401
 
 
 def _load_pretrained(model, spec, name):

@@ -15,7 +15,7 @@ from keras_inception import InceptionResNetV2, InceptionV4
 from keras_inception.models.class_names import class_names
 from keras_inception.training import build_model, fit, load_recipe, train
 from keras_inception.training.finetune import set_trainable, training_phases
-from keras_inception.training.method import add_weight_decay
+from keras_inception.training.method import SlimL2, add_weight_decay
 from keras_inception.training.trainer import load_recipe_weights
 from keras_inception.weights.matching import WeightsMismatchError
 
@@ -180,8 +180,8 @@ def test_weight_decay_survives_a_save_and_load(tmp_path):
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     layer = loaded.get_layer(BACKBONE_KERNEL)
-    assert isinstance(layer.kernel_regularizer, keras.regularizers.L2)
-    assert layer.kernel_regularizer.l2 == pytest.approx(2e-5)
+    assert isinstance(layer.kernel_regularizer, SlimL2)
+    assert layer.kernel_regularizer.weight_decay == pytest.approx(4e-5)
     np.testing.assert_allclose(float(sum(loaded.losses)), float(sum(model.losses)), rtol=1e-6)
     # Only what trains is penalised: freezing a layer takes its kernel's penalty out of the loss.
     frozen = loaded.get_layer(BACKBONE_KERNEL)

@@ -19,7 +19,7 @@ from keras_inception.training import (
     load_recipe,
     recipe_to_toml,
 )
-from keras_inception.training.method import add_weight_decay, compile_for_recipe
+from keras_inception.training.method import SlimL2, add_weight_decay, compile_for_recipe
 from keras_inception.training.trainer import _run_settings
 
 # A child process training a tiny network on a fixed-order dataset with deterministic ops; with
@@ -143,3 +143,15 @@ def test_a_run_folder_refuses_another_recipe(tmp_path):
     with pytest.raises(RecipeError, match="different recipe"):
         run.claim(recipe_to_toml(load_recipe("quickstart", ["optimizer.learning_rate=0.1"])))
     assert (tmp_path / "recipe.toml").read_text() == saved
+
+
+def test_slim_l2_is_keras_l2_at_half_the_factor_in_value_and_gradient():
+    kernel = tf.Variable(np.random.default_rng(0).normal(size=(3, 3, 4, 5)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        ours = SlimL2(4e-5)(kernel)
+        keras_own = keras.regularizers.L2(2e-5)(kernel)
+    np.testing.assert_allclose(float(ours), float(keras_own), rtol=1e-6)
+    np.testing.assert_allclose(
+        tape.gradient(ours, kernel), tape.gradient(keras_own, kernel), rtol=1e-6
+    )
+    np.testing.assert_allclose(tape.gradient(ours, kernel), 4e-5 * kernel.numpy(), rtol=1e-6)

@@ -10,11 +10,36 @@ import keras
 from keras_inception.training.optimizer import build_optimizer
 
 
-def add_weight_decay(model, weight_decay):
-    """Slim's weight decay: an L2 penalty on every convolution and dense kernel that trains.
+@keras.saving.register_keras_serializable(package="keras_inception")
+class SlimL2(keras.regularizers.Regularizer):
+    """Slim's `l2_regularizer(weight_decay)`: weight_decay * sum(w**2) / 2.
 
-    Slim's `l2_regularizer(4e-5)` adds 4e-5 * sum(w**2) / 2 to the loss; `keras.regularizers.L2`
-    has no halving, hence the factor. A penalty in the loss (rather than the optimizer's decoupled
+    `keras.regularizers.L2(weight_decay / 2)` gives the same value, but as a square, a sum and a
+    product per kernel, with more again in the gradient (a broadcast of the sum among them). On
+    TensorFlow this is slim's own single `L2Loss` op, whose gradient is one product: with 245
+    kernels in Inception-ResNet-v2 the training step traces about a thousand ops fewer and
+    reads the weights fewer times (docs/scaling.md).
+    """
+
+    def __init__(self, weight_decay):
+        self.weight_decay = float(weight_decay)
+
+    def __call__(self, x):
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # only the TensorFlow backend gets here
+
+            return self.weight_decay * tf.nn.l2_loss(x)
+        return self.weight_decay / 2 * keras.ops.sum(keras.ops.square(x))
+
+    def get_config(self):
+        return {"weight_decay": self.weight_decay}
+
+
+def add_weight_decay(model, weight_decay):
+    """Slim's weight decay: an L2 penalty (`SlimL2`) on every convolution and dense kernel that
+    trains.
+
+    A penalty in the loss (rather than the optimizer's decoupled
     `weight_decay`) is what the paper trained with: it goes through RMSProp's scaling and the
     gradient clipping like any other gradient. Keras adds the penalty of trainable weights only,
     so a frozen layer's regulariser costs nothing; it is set in each layer's config as well as on
@@ -25,7 +50,7 @@ def add_weight_decay(model, weight_decay):
     for layer in model.layers:
         kernel = getattr(layer, "kernel", None)
         if kernel is not None and hasattr(layer, "kernel_regularizer"):
-            layer.kernel_regularizer = keras.regularizers.L2(weight_decay / 2)
+            layer.kernel_regularizer = SlimL2(weight_decay)
             kernel.regularizer = layer.kernel_regularizer
 
 
