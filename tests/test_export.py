@@ -3,6 +3,7 @@ keras_inception, on raw images of several sizes and a grayscale one, against our
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -271,6 +272,29 @@ def test_export_then_predict_exported_prints_what_predict_prints(
 
     assert cli.main(["export", str(saved), str(folder)]) == cli.BAD_INPUT_STATUS
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_the_export_command_writes_nothing_but_its_result(model, tmp_path):
+    """No converter noise on the console: tf2onnx's is the one that spoke."""
+    if importlib.util.find_spec("tf2onnx") is None:
+        pytest.skip("tf2onnx is not installed (.ci/run installs it: pip install -e '.[export]')")
+    saved = tmp_path / "model.keras"
+    model.save(saved)
+    folder = tmp_path / "served"
+    command = [sys.executable, "-m", "keras_inception_cli", "export", str(saved), str(folder)]
+    as_a_user_runs_it = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [*command, "--format", "onnx"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=as_a_user_runs_it,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == f"Wrote {folder} (onnx).\n"
+    assert result.stderr == ""
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import keras
@@ -116,12 +117,15 @@ def _keras_writer(format):
     """A writer through Keras's `Model.export`, whose format names are ours."""
 
     def write(serving, folder, labels, raw_images):
-        serving.export(
-            str(folder / FORMATS[format]),
-            format=format,
-            input_signature=[_input_spec(serving)],
-            verbose=False,
-        )
+        with warnings.catch_warnings():
+            # Keras's tf2onnx patch asks NumPy 2 for `np.object`, and NumPy warns the asker.
+            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
+            serving.export(
+                str(folder / FORMATS[format]),
+                format=format,
+                input_signature=[_input_spec(serving)],
+                verbose=False,
+            )
 
     return write
 
