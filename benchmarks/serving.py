@@ -14,12 +14,13 @@ Rows:
   bf16 autocast (its fastest supported configuration on CPUs with bf16), and NCHW float32 for
   reference.
 
-Each row lives in a process of its own, so that no runtime's thread pool (TensorFlow's, PyTorch's
-OpenMP, OpenVINO's TBB) competes with another's: in one process, OpenVINO ran at a third of its
-speed. The rows are timed one at a time in alternating rounds and the best round of each is kept
-(benchmarks/timing.py); the ratio is against the fastest timm row at the same batch (bf16 where
-the CPU computes it natively, float32 channels_last where it emulates bf16).
-Weights are random (speed does not depend on their values).
+Each runtime lives in a process of its own, so that no runtime's thread pool (TensorFlow's,
+PyTorch's OpenMP, OpenVINO's TBB) competes with another's: in one process, OpenVINO ran at a third
+of its speed. The two Keras rows of a precision share a process and its model (a process for each
+of the 12 rows ran out of 23 GB). The rows are timed one at a time in alternating rounds and the
+best round of each is kept (benchmarks/timing.py); the ratio is against the fastest timm row at
+the same batch (bf16 where the CPU computes it natively, float32 channels_last where it emulates
+bf16). Weights are random (speed does not depend on their values).
 
     python benchmarks/serving.py [--network inception_resnet_v2] [--batches 1 8]
                                  [--steps 3] [--rounds 3] [--formats saved_model litert onnx openvino]
@@ -45,18 +46,30 @@ FORMATS = ("saved_model", "litert", "onnx", "openvino")
 PAUSE_SECONDS = 2.0
 
 
-def keras_call(network, policy, inference_function, batch):
+@functools.cache
+def keras_model(network, policy):
+    """Our `network` under `policy`, once per process (both Keras rows of a policy use it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     from keras_inception.models import get_network
-    from keras_inception.models import inference_function as build_inference_function
 
     keras.mixed_precision.set_global_policy(policy)
-    model = get_network(network).factory(weights=None)
+    return get_network(network).factory(weights=None)
+
+
+@functools.cache
+def keras_inference_function(network, policy):
+    from keras_inception.models import inference_function
+
+    return inference_function(keras_model(network, policy))
+
+
+def keras_call(network, policy, inference_function, batch):
     floats = np.random.default_rng(0).uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype("float32")
-    run = build_inference_function(model) if inference_function else model.predict_on_batch
-    return functools.partial(run, floats)
+    if inference_function:
+        return functools.partial(keras_inference_function(network, policy), floats)
+    return functools.partial(keras_model(network, policy).predict_on_batch, floats)
 
 
 def exported_call(folder, precision, batch):
@@ -86,38 +99,45 @@ def timm_call(network, channels_last, bfloat16, batch):
     return run
 
 
-def rows(network, folder, formats):
-    """{label: a function of the batch size that builds the row's call}."""
-    exported = {}
+def processes(network, folder, formats):
+    """The rows, grouped by the process they run in: [{label: a function of the batch size that
+    builds the row's call}, ...]. Each runtime has a process of its own; the two Keras rows of a
+    precision share one (and its model), run one at a time."""
+    groups = []
     for format in formats:
-        exported[format] = functools.partial(exported_call, os.path.join(folder, format), "float32")
+        groups.append(
+            {format: functools.partial(exported_call, os.path.join(folder, format), "float32")}
+        )
         if format == "openvino":
-            exported["openvino (its own precision)"] = functools.partial(
-                exported_call, os.path.join(folder, format), "auto"
-            )
-    return {
-        **exported,
-        "timm float32 NCHW": functools.partial(timm_call, network, False, False),
-        "timm float32 channels_last": functools.partial(timm_call, network, True, False),
-        "timm bf16 channels_last": functools.partial(timm_call, network, True, True),
-        **{
-            f"keras_inception {policy}{suffix}": functools.partial(
-                keras_call, network, policy, inference_function
-            )
-            for policy in ("float32", "mixed_bfloat16")
-            for inference_function, suffix in ((False, ""), (True, " inference fn"))
-        },
-    }
+            own = functools.partial(exported_call, os.path.join(folder, format), "auto")
+            groups.append({"openvino (its own precision)": own})
+    for label, channels_last, bfloat16 in (
+        ("timm float32 NCHW", False, False),
+        ("timm float32 channels_last", True, False),
+        ("timm bf16 channels_last", True, True),
+    ):
+        groups.append({label: functools.partial(timm_call, network, channels_last, bfloat16)})
+    for policy in ("float32", "mixed_bfloat16"):
+        groups.append(
+            {
+                f"keras_inception {policy}{suffix}": functools.partial(
+                    keras_call, network, policy, inference_function
+                )
+                for inference_function, suffix in ((False, ""), (True, " inference fn"))
+            }
+        )
+    return groups
 
 
-def serve_row(build, connection, steps):
-    """A row's process: for each batch size received, images/s of `steps` calls after a pause
-    and a warm-up call (which builds and traces); None ends it."""
+def serve_rows(builds, connection, steps):
+    """A process's rows: for each (label, batch size) received, images/s of `steps` calls of that
+    row after a pause and a warm-up call (which builds and traces); None ends it."""
     calls = {}
-    while (batch := connection.recv()) is not None:
-        if batch not in calls:
-            calls[batch] = build(batch)
-        call = calls[batch]
+    while (request := connection.recv()) is not None:
+        label, batch = request
+        if request not in calls:
+            calls[request] = builds[label](batch)
+        call = calls[request]
         time.sleep(PAUSE_SECONDS)
         call()
         start = time.perf_counter()
@@ -126,9 +146,9 @@ def serve_row(build, connection, steps):
         connection.send(batch * steps / (time.perf_counter() - start))
 
 
-def time_in_row(connection, batch):
-    """Ask a row's process for one timing at `batch`, and wait for it."""
-    connection.send(batch)
+def time_in_row(connection, label, batch):
+    """Ask a row's process for one timing of `label` at `batch`, and wait for it."""
+    connection.send((label, batch))
     return connection.recv()
 
 
@@ -158,28 +178,30 @@ def main():
 
     print(
         f"{args.network}, {SIZE}x{SIZE}, best of {args.rounds} rounds of {args.steps} calls, "
-        f"{os.cpu_count()} CPUs, each row in its own process"
+        f"{os.cpu_count()} CPUs, each runtime in its own process"
     )
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as folder:
         export_all(args.network, folder, args.formats)
         connections = {}
-        for label, build in rows(args.network, folder, args.formats).items():
+        for builds in processes(args.network, folder, args.formats):
             ours, theirs = context.Pipe()
-            context.Process(target=serve_row, args=(build, theirs, args.steps), daemon=True).start()
-            connections[label] = ours
+            context.Process(
+                target=serve_rows, args=(builds, theirs, args.steps), daemon=True
+            ).start()
+            connections.update(dict.fromkeys(builds, ours))
         for batch in args.batches:
             runs = {
-                label: functools.partial(time_in_row, connection, batch)
+                label: functools.partial(time_in_row, connection, label, batch)
                 for label, connection in connections.items()
             }
             best = timing.best_of_rounds(runs, args.rounds)
             fastest_timm = max((label for label in best if label.startswith("timm")), key=best.get)
             print(f"\nbatch {batch}, ratio to the fastest timm row ({fastest_timm})")
-            print(f"{'row':36} {'images/s':>9} {'ratio':>7}")
+            print(f"{'row':44} {'images/s':>9} {'ratio':>7}")
             for label, speed in sorted(best.items(), key=lambda item: -item[1]):
-                print(f"{label:36} {speed:9.2f} {speed / best[fastest_timm]:6.2f}x", flush=True)
-        for connection in connections.values():
+                print(f"{label:44} {speed:9.2f} {speed / best[fastest_timm]:6.2f}x", flush=True)
+        for connection in set(connections.values()):
             connection.send(None)
 
 

@@ -7,6 +7,7 @@ import pytest
 from helpers import SMALL, TINY_DEPTHS, images, network_params, randomise, run
 
 from keras_inception.evaluation import Member
+from keras_inception.evaluation.ensemble import INFERENCE_FUNCTION_AFTER
 from keras_inception.models import (
     FoldedBatchNormalization,
     ResidualScale,
@@ -116,3 +117,10 @@ def test_a_member_switches_to_the_inference_function_after_its_crops():
             switching.probabilities(crops), keras_only.probabilities(crops), rtol=1e-4, atol=1e-6
         )
     assert switching._inference is not None and keras_only._inference is None
+
+
+def test_a_member_on_the_cpu_switches_after_its_default_crops(monkeypatch):
+    model = keras.Sequential([keras.Input((SMALL, SMALL, 3)), keras.layers.Flatten()])
+    assert Member(model, from_logits=True).inference_after == INFERENCE_FUNCTION_AFTER
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda: ["gpu:0", "cpu:0"])
+    assert Member(model, from_logits=True).inference_after is None

@@ -17,10 +17,11 @@ from keras_inception.imagenet import preprocess_input
 from keras_inception.models.class_names import class_names, output_layer
 from keras_inception.models.inference import inference_function
 
-# Crops a member runs through Keras before it builds its inference function. Building it takes
-# 15-17 s for Inception-ResNet-v2 on a 2-core CPU and each crop after saves about 10 ms in
-# bfloat16, 8 ms in float32 (docs/deployment.md): a prediction for a few images keeps Keras's
-# quick start, an evaluation gains from a few thousand crops on.
+# Crops a member runs through Keras before it builds its inference function, on a CPU. Building
+# it takes 15-17 s for Inception-ResNet-v2 on a 2-core CPU and each crop after saves about 10 ms
+# in bfloat16, 8 ms in float32 (docs/deployment.md): a prediction for a few images keeps Keras's
+# quick start, an evaluation gains from a few thousand crops on. It was measured on CPUs only:
+# elsewhere Keras's own compiled predict stays.
 INFERENCE_FUNCTION_AFTER = 2048
 
 
@@ -29,9 +30,10 @@ class Member:
     logits (`from_logits=None` reads that from the final layer's activation).
 
     A model with an auxiliary head (`aux_logits=True`) is judged by its main output only. After
-    `inference_after` crops (None: never) the member runs the model's
-    `models.inference_function`, batch norms folded and weights frozen; it answers as the model
-    does, up to float rounding. The model's weights are read then: do not change them after.
+    `inference_after` crops (None: never; "auto": `INFERENCE_FUNCTION_AFTER` where Keras
+    computes on the CPU, else never) the member runs the model's `models.inference_function`,
+    batch norms folded and weights frozen; it answers as the model does, up to float rounding.
+    The model's weights are read then: do not change them after.
     """
 
     def __init__(
@@ -40,7 +42,7 @@ class Member:
         weight=1.0,
         from_logits=None,
         name=None,
-        inference_after=INFERENCE_FUNCTION_AFTER,
+        inference_after="auto",
     ):
         if not weight > 0:
             raise ValueError(
@@ -61,6 +63,9 @@ class Member:
         self.input_size = shape[:2]
         self.num_classes = self.model.outputs[0].shape[-1]
         self.class_names = class_names(model)
+        if inference_after == "auto":
+            on_cpu = all(device.startswith("cpu") for device in keras.distribution.list_devices())
+            inference_after = INFERENCE_FUNCTION_AFTER if on_cpu else None
         self.inference_after = inference_after
         self._crops_run = 0
         self._inference = None  # the inference function, once built
