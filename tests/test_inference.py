@@ -85,11 +85,13 @@ def test_under_mixed_precision_it_is_as_close_to_float32_as_the_model_is():
     np.testing.assert_array_equal(inferred.argmax(-1), reference.argmax(-1))
 
 
-def test_a_convolution_read_elsewhere_too_keeps_its_batch_norm():
+@pytest.mark.parametrize("read_elsewhere, activation", [(True, None), (False, "relu")])
+def test_a_batch_norm_stays_where_folding_would_change_the_answer(read_elsewhere, activation):
+    """A convolution whose output another layer reads too, or with an activation of its own."""
     inputs = keras.Input((8, 8, 3))
-    features = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)
+    features = keras.layers.Conv2D(4, 3, use_bias=False, activation=activation, name="conv")(inputs)
     normed = keras.layers.BatchNormalization(name="norm")(features)
-    outputs = keras.layers.Concatenate()([normed, features])
+    outputs = keras.layers.Concatenate()([normed, features]) if read_elsewhere else normed
     model = randomise(keras.Model(inputs, outputs))
     folded = inference_model(model)
     assert isinstance(folded.get_layer("norm"), keras.layers.BatchNormalization)

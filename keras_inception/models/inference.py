@@ -29,29 +29,31 @@ class FoldedBatchNormalization(keras.layers.Layer):
 
 def inference_model(model):
     """A copy of `model` for inference alone, with two constant factors folded into the
-    convolution before them:
+    convolution before them (one without activation, read by the folded layer alone):
 
-    - a batch norm that reads a convolution without bias, and is its only reader (every
-      convolution of the three networks): kernel * s and bias beta - mean * s, with
-      s = gamma / sqrt(variance + epsilon); the norm becomes a `FoldedBatchNormalization`;
-    - a `ResidualScale` whose residual is a convolution read by it alone (each Inception-ResNet
-      block's last 1x1 convolution): kernel and bias times the scale; the scaled sum becomes a
-      plain `Add`, which TensorFlow fuses into the convolution with the ReLU after it.
+    - a batch norm after a convolution without bias (every convolution of the three networks):
+      kernel * s and bias beta - mean * s, with s = gamma / sqrt(variance + epsilon); the norm
+      becomes a `FoldedBatchNormalization`;
+    - a `ResidualScale` whose residual is a convolution (each Inception-ResNet block's last 1x1
+      convolution): kernel and bias times the scale; the scaled sum becomes a plain `Add`,
+      which TensorFlow fuses into the convolution with the ReLU after it.
 
     Equal to `model` in inference mode up to float rounding; it cannot train (the batch
     statistics are gone). Other layers, and their weights, are copied as they are.
     """
     norms, scales = _foldable(model)
+    replaced = {
+        **{norm.name: FoldedBatchNormalization for norm in norms.values()},
+        **{scale.name: keras.layers.Add for scale in scales.values()},
+    }
 
     def clone(layer):
-        if layer.name in norms:
-            return layer.__class__.from_config({**layer.get_config(), "use_bias": True})
-        policy = layer.dtype_policy.name
-        if any(layer is norm for norm in norms.values()):
-            return FoldedBatchNormalization(name=layer.name, dtype=policy)
-        if any(layer is scale for scale in scales.values()):
-            return keras.layers.Add(name=layer.name, dtype=policy)
-        return layer.__class__.from_config(layer.get_config())
+        if layer.name in replaced:
+            return replaced[layer.name](name=layer.name, dtype=layer.dtype_policy.name)
+        config = layer.get_config()
+        return layer.__class__.from_config(
+            {**config, "use_bias": True} if layer.name in norms else config
+        )
 
     folded = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:
@@ -61,7 +63,7 @@ def inference_model(model):
             weights = [weight * scales[layer.name].scale for weight in layer.get_weights()]
         else:
             weights = layer.get_weights()
-        if weights and isinstance(folded.get_layer(layer.name), type(layer)):
+        if weights and layer.name not in replaced:
             folded.get_layer(layer.name).set_weights(weights)
     return folded
 
@@ -80,18 +82,19 @@ def _foldable(model):
     for layer in model.layers:
         _, inputs = _single_call(layer)
         if isinstance(layer, keras.layers.BatchNormalization) and len(inputs) == 1:
-            folds, tensor, needs = norms, inputs[0], layer.axis in (-1, 3)
+            folds, tensor, foldable = norms, inputs[0], layer.axis in (-1, 3)
         elif isinstance(layer, ResidualScale):
-            folds, tensor, needs = scales, inputs[1], True
+            folds, tensor, foldable = scales, inputs[1], True
         else:
             continue
         conv = producers.get(id(tensor))
         if (
-            needs
+            foldable
             and isinstance(conv, keras.layers.Conv2D)
             and conv.data_format == "channels_last"
+            and conv.activation is keras.activations.linear
             and readers[id(tensor)] == 1
-            and (folds is scales or not conv.use_bias)
+            and not (folds is norms and conv.use_bias)
         ):
             folds[conv.name] = layer
     return norms, scales
