@@ -124,7 +124,7 @@ def inference_function(model):
     """`model`'s main output in inference mode as a function of a batch of inputs (an array),
     returning an array: its `inference_model`, with the weights frozen on TensorFlow.
 
-    Building it and its first call take seconds (15-17 for Inception-ResNet-v2 on a 2-core CPU,
+    Building it and its first call take seconds (16-19 for Inception-ResNet-v2 on a 2-core CPU,
     most of it TensorFlow freezing and optimising the graph); each later call is faster than
     Keras's (docs/deployment.md), so it pays where many batches are run. The model's later
     weight changes do not reach it.
