@@ -20,7 +20,8 @@ of its speed. The two Keras rows of a precision share a process and its model (a
 of the 12 rows ran out of 23 GB). The rows are timed one at a time in alternating rounds and the
 best round of each is kept (benchmarks/timing.py); the ratio is against the fastest timm row at
 the same batch (bf16 where the CPU computes it natively, float32 channels_last where it emulates
-bf16). Weights are random (speed does not depend on their values).
+bf16). Our weights are random, with batch-norm statistics and offsets as a trained network's
+(`save_trained_like`); timm's are its initial ones.
 
     python benchmarks/serving.py [--network inception_resnet_v2] [--batches 1 8]
                                  [--steps 3] [--rounds 3] [--formats saved_model litert onnx openvino]
@@ -41,35 +42,56 @@ import numpy as np
 
 SIZE = 299
 RAW_SIZE = 342  # the central 87.5% of it is the network's 299
+SAVED = "model.keras"  # the weights every row of ours and every export holds
 FORMATS = ("saved_model", "litert", "onnx", "openvino")
 # Between rows: the previous row's threads spin a while after their last call (OpenMP, TBB).
 PAUSE_SECONDS = 2.0
 
 
+def save_trained_like(network, path):
+    """Save `network` with random batch-norm statistics and offsets, as a trained network has
+    them: built afresh, its folded biases are zeros, and TensorFlow's optimiser removes an add of
+    zeros, which spares the inference function work (and fusion) that trained weights need."""
+    from keras_inception.models import get_network
+
+    model = get_network(network).factory(weights=None)
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        if len(weight.shape) == 1:
+            low, high = (0.5, 1.5) if "variance" in weight.path else (-0.1, 0.1)
+            weight.assign(rng.uniform(low, high, weight.shape))
+    model.save(path)
+
+
 @functools.cache
-def keras_model(network, policy):
-    """Our `network` under `policy`, once per process (both Keras rows of a policy use it)."""
+def keras_model(network, saved, policy):
+    """Our `network` under `policy` with the weights `saved` holds, once per process (both Keras
+    rows of a policy use it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     from keras_inception.models import get_network
 
     keras.mixed_precision.set_global_policy(policy)
-    return get_network(network).factory(weights=None)
+    model = get_network(network).factory(weights=None)
+    model.load_weights(saved)
+    return model
 
 
 @functools.cache
-def keras_inference_function(network, policy):
+def keras_inference_function(network, saved, policy):
     from keras_inception.models import inference_function
 
-    return inference_function(keras_model(network, policy))
+    return inference_function(keras_model(network, saved, policy))
 
 
-def keras_call(network, policy, inference_function, batch):
+def keras_call(network, saved, policy, inference_function, batch):
     floats = np.random.default_rng(0).uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype("float32")
     if inference_function:
-        return functools.partial(keras_inference_function(network, policy), floats)
-    return functools.partial(keras_model(network, policy).predict_on_batch, floats)
+        run = keras_inference_function(network, saved, policy)
+    else:
+        run = keras_model(network, saved, policy).predict_on_batch
+    return functools.partial(run, floats)
 
 
 def exported_call(folder, precision, batch):
@@ -121,7 +143,7 @@ def processes(network, folder, formats):
         groups.append(
             {
                 f"keras_inception {policy}{suffix}": functools.partial(
-                    keras_call, network, policy, inference_function
+                    keras_call, network, os.path.join(folder, SAVED), policy, inference_function
                 )
                 for inference_function, suffix in ((False, ""), (True, " inference fn"))
             }
@@ -152,15 +174,15 @@ def time_in_row(connection, label, batch):
     return connection.recv()
 
 
-def export_all(network, folder, formats):
-    """Save a random `network` and export it in each format, each export its own
-    `keras-inception export` process (tf2onnx's peak reached 16.7 GB for Inception-ResNet-v2)."""
-    saved = os.path.join(folder, "model.keras")
-    script = (
-        "import sys; from keras_inception.models import get_network; "
-        "get_network(sys.argv[1]).factory(weights=None).save(sys.argv[2])"
-    )
-    subprocess.run([sys.executable, "-c", script, network, saved], check=True)
+def export_all(network, folder, formats, context):
+    """Save a trained-like `network` and export it in each format, each in a process of its own
+    (tf2onnx's peak reached 16.7 GB for Inception-ResNet-v2)."""
+    saved = os.path.join(folder, SAVED)
+    saving = context.Process(target=save_trained_like, args=(network, saved))
+    saving.start()
+    saving.join()
+    if saving.exitcode:
+        sys.exit(f"saving {network} failed")
     for format in formats:
         command = ["keras-inception", "export", saved, os.path.join(folder, format)]
         subprocess.run([*command, "--format", format], check=True)
@@ -182,7 +204,7 @@ def main():
     )
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as folder:
-        export_all(args.network, folder, args.formats)
+        export_all(args.network, folder, args.formats, context)
         connections = {}
         for builds in processes(args.network, folder, args.formats):
             ours, theirs = context.Pipe()
