@@ -20,8 +20,8 @@ from keras_inception.models.inference import inference_function
 # Crops a member runs through Keras before it builds its inference function, on a CPU. Building
 # it takes 16-19 s for Inception-ResNet-v2 on a 2-core CPU and each crop after saves about 21 ms
 # at batch 8 in bfloat16, 9 ms in float32 (docs/deployment.md): a prediction for a few images
-# keeps Keras's quick start, an evaluation gains from one or two thousand crops on. It was measured on
-# CPUs only: elsewhere Keras's own compiled predict stays.
+# keeps Keras's quick start, an evaluation gains from one or two thousand crops on. It was
+# measured on CPUs only: elsewhere Keras's own compiled predict stays.
 INFERENCE_FUNCTION_AFTER = 2048
 
 

@@ -14,11 +14,10 @@ from keras_inception.training.optimizer import build_optimizer
 class SlimL2(keras.regularizers.Regularizer):
     """Slim's `l2_regularizer(weight_decay)`: weight_decay * sum(w**2) / 2.
 
-    `keras.regularizers.L2(weight_decay / 2)` gives the same value, but as a square, a sum and a
-    product per kernel, with more again in the gradient (a broadcast of the sum among them). On
-    TensorFlow this is slim's own single `L2Loss` op, whose gradient is one product: with 245
-    kernels in Inception-ResNet-v2 the training step traces about a thousand ops fewer and
-    reads the weights fewer times (docs/scaling.md).
+    `keras.regularizers.L2(weight_decay / 2)` gives the same value and gradient, but as a square,
+    a sum and a product per kernel, with more again in the gradient (a broadcast of the sum among
+    them). On TensorFlow this is slim's own single `L2Loss` op, whose gradient is one product:
+    Inception-ResNet-v2's traced training step has 1,960 ops fewer (docs/scaling.md).
     """
 
     def __init__(self, weight_decay):
@@ -39,11 +38,11 @@ def add_weight_decay(model, weight_decay):
     """Slim's weight decay: an L2 penalty (`SlimL2`) on every convolution and dense kernel that
     trains.
 
-    A penalty in the loss (rather than the optimizer's decoupled
-    `weight_decay`) is what the paper trained with: it goes through RMSProp's scaling and the
-    gradient clipping like any other gradient. Keras adds the penalty of trainable weights only,
-    so a frozen layer's regulariser costs nothing; it is set in each layer's config as well as on
-    its kernel, so a saved and reloaded model keeps it for fine-tuning.
+    A penalty in the loss (rather than the optimizer's decoupled `weight_decay`) is what the
+    paper trained with: it goes through RMSProp's scaling and the gradient clipping like any
+    other gradient. Keras adds the penalty of trainable weights only, so a frozen layer's
+    regulariser costs nothing; it is set in each layer's config as well as on its kernel, so a
+    saved and reloaded model keeps it for fine-tuning.
     """
     if not weight_decay:
         return
