@@ -71,16 +71,17 @@ def inference_model(model):
 def _foldable(model):
     """({convolution's name: the batch norm that folds into it},
     {convolution's name: the residual scale that folds into it}) among `model.layers`."""
+    calls = {layer.name: _single_call(layer) for layer in model.layers}
     producers, readers = {}, {}
     for layer in model.layers:
-        output, inputs = _single_call(layer)
+        output, inputs = calls[layer.name]
         if output is not None:
             producers[id(output)] = layer
         for tensor in inputs:
             readers[id(tensor)] = readers.get(id(tensor), 0) + 1
     norms, scales = {}, {}
     for layer in model.layers:
-        _, inputs = _single_call(layer)
+        _, inputs = calls[layer.name]
         if isinstance(layer, keras.layers.BatchNormalization) and len(inputs) == 1:
             folds, tensor, foldable = norms, inputs[0], layer.axis in (-1, 3)
         elif isinstance(layer, ResidualScale):

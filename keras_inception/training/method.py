@@ -11,24 +11,26 @@ from keras_inception.training.optimizer import build_optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_inception")
-class SlimL2(keras.regularizers.Regularizer):
-    """Slim's `l2_regularizer(weight_decay)`: weight_decay * sum(w**2) / 2.
+class SlimL2(keras.regularizers.L2):
+    """Slim's `l2_regularizer(weight_decay)`: weight_decay * sum(w**2) / 2, which is Keras's
+    `L2(weight_decay / 2)`.
 
-    `keras.regularizers.L2(weight_decay / 2)` gives the same value and gradient, but as a square,
-    a sum and a product per kernel, with more again in the gradient (a broadcast of the sum among
-    them). On TensorFlow this is slim's own single `L2Loss` op, whose gradient is one product:
-    Inception-ResNet-v2's traced training step has 1,960 ops fewer (docs/scaling.md).
+    Keras computes it as a square, a sum and a product per kernel, with more again in the
+    gradient (a broadcast of the sum among them). On TensorFlow this is slim's own single
+    `L2Loss` op, whose gradient is one product: Inception-ResNet-v2's traced training step has
+    1,960 ops fewer (docs/scaling.md). Other backends take Keras's computation.
     """
 
     def __init__(self, weight_decay):
         self.weight_decay = float(weight_decay)
+        super().__init__(self.weight_decay / 2)
 
     def __call__(self, x):
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf  # only the TensorFlow backend gets here
+        if keras.backend.backend() != "tensorflow":
+            return super().__call__(x)
+        import tensorflow as tf  # only the TensorFlow backend gets here
 
-            return self.weight_decay * tf.nn.l2_loss(x)
-        return self.weight_decay / 2 * keras.ops.sum(keras.ops.square(x))
+        return self.weight_decay * tf.nn.l2_loss(x)
 
     def get_config(self):
         return {"weight_decay": self.weight_decay}
