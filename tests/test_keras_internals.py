@@ -27,20 +27,31 @@ def test_keras_clips_before_the_tensorflow_backend_sums_the_replicas():
         assert list(inspect.signature(method).parameters) == parameters
 
 
-def test_the_clip_still_happens_once_on_one_device():
-    """Moved after the all-reduce, the clip must still apply exactly as Keras's own."""
+@pytest.mark.parametrize(
+    "value, clipped",
+    [(5.0, True), (0.01, False), (np.inf, None)],  # global norms 24.5, 0.05 and inf; clip 1
+    ids=["above-the-clip", "below-the-clip", "infinite"],
+)
+def test_the_clip_still_happens_once_on_one_device(value, clipped):
+    """Moved after the all-reduce, and with its norm from TensorFlow's L2Loss, the clip must
+    still apply exactly as Keras's own, NaN for an infinite norm included, over every gradient."""
     settings = dict(learning_rate=0.1, rho=0.9, momentum=0.9, epsilon=1.0, global_clipnorm=1.0)
-    gradient = tf.constant(np.full((3, 4), 5.0, "float32"))  # norm 17.3, far above the clip
-    finals = []
-    for optimizer in (GlobalClipFusedRMSprop(**settings), keras.optimizers.RMSprop(**settings)):
-        variable = keras.Variable(np.zeros((3, 4), "float32"))
-        optimizer.build([variable])
-        optimizer.apply([gradient], [variable])
-        finals.append(variable.numpy())
-    np.testing.assert_allclose(finals[0], finals[1], rtol=1e-6)
-    unclipped = keras.Variable(np.zeros((3, 4), "float32"))
-    keras.optimizers.RMSprop(**{**settings, "global_clipnorm": None}).apply([gradient], [unclipped])
-    assert not np.allclose(unclipped.numpy(), finals[1])
+    gradients = [tf.constant(np.full(shape, value, "float32")) for shape in [(3, 4), (12,)]]
+
+    def step(optimizer):
+        variables = [keras.Variable(np.zeros(g.shape, "float32")) for g in gradients]
+        optimizer.build(variables)
+        optimizer.apply(gradients, variables)
+        return [v.numpy() for v in variables]
+
+    ours = step(GlobalClipFusedRMSprop(**settings))
+    keras_own = step(keras.optimizers.RMSprop(**settings))
+    for a, b in zip(ours, keras_own, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, equal_nan=True)
+    assert np.isnan(ours[0]).all() == (clipped is None)
+    if clipped is not None:
+        unclipped = step(keras.optimizers.RMSprop(**{**settings, "global_clipnorm": None}))
+        assert np.allclose(unclipped[0], ours[0]) != clipped
 
 
 def test_keras_keeps_the_weight_average_where_slim_weight_average_hooks_in():

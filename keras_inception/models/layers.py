@@ -84,10 +84,11 @@ class BatchNormalization(keras.layers.BatchNormalization):
             # Few ops, each constant made once: the training step traces them for every layer.
             values = tf.cast(tf.size(inputs), batch_variance.dtype)
             batch_variance *= 1.0 - inputs.shape[-1] / values
-            kept = tf.constant(self.momentum, moving_mean.dtype)
             taken = tf.constant(1.0 - self.momentum, moving_mean.dtype)
-            self.moving_mean.assign(moving_mean * kept + batch_mean * taken)
-            self.moving_variance.assign(moving_variance * kept + batch_variance * taken)
+            # momentum * moving + (1 - momentum) * batch as TensorFlow's in-place subtraction:
+            # Keras's `assign_sub` reads the variable again and assigns.
+            self.moving_mean.value.assign_sub((moving_mean - batch_mean) * taken)
+            self.moving_variance.value.assign_sub((moving_variance - batch_variance) * taken)
         return outputs
 
     def _fusable(self, inputs, mask):
