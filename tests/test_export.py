@@ -80,6 +80,23 @@ def run(image):
 """,
     ),
 }
+# What writing each format needs beyond TensorFlow (the export extras, as the runtimes above).
+CONVERTERS = {"onnx": ("tf2onnx", "onnx"), "openvino": ("openvino",)}
+
+
+def require(*modules):
+    """Skip unless every module in `modules` is installed."""
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    if missing:
+        pytest.skip(
+            f"{', '.join(missing)} not installed (.ci/run installs it: pip install -e '.[export]')"
+        )
+
+
+def require_format(format):
+    """Skip unless `format` can be written and run by its plain runtime here."""
+    require(*CONVERTERS.get(format, ()), RUNTIMES[format][0])
+
 
 SCRIPT = """
 import json, sys
@@ -136,10 +153,7 @@ def expected(model, raw_images):
 
 def run_plain(format, folder):
     """Run the export in `folder` with its runtime alone, in a fresh process."""
-    module, runtime = RUNTIMES[format]
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not installed (.ci/run installs it: pip install -e '.[export]')")
-    script = SCRIPT.format(runtime=runtime)
+    script = SCRIPT.format(runtime=RUNTIMES[format][1])
     result = subprocess.run(
         [sys.executable, "-c", script, str(folder)], capture_output=True, text=True, timeout=300
     )
@@ -153,6 +167,7 @@ def run_plain(format, folder):
 def test_each_format_answers_as_predict_in_a_process_without_the_package(
     format, model, raw_images, expected, tmp_path
 ):
+    require_format(format)
     np.savez(tmp_path / "images.npz", **raw_images)
     folder = export(model, tmp_path / format, format)
     assert json.loads((folder / "export.json").read_text())["format"] == format
@@ -256,6 +271,7 @@ def test_the_command_offers_the_packages_formats(capsys):
 def test_export_then_predict_exported_prints_what_predict_prints(
     model, raw_images, tmp_path, capsys
 ):
+    require_format("onnx")
     saved = tmp_path / "model.keras"
     model.save(saved)
     image = tmp_path / "wide.png"
@@ -278,8 +294,7 @@ def test_export_then_predict_exported_prints_what_predict_prints(
 @pytest.mark.subprocess
 def test_the_export_command_writes_nothing_but_its_result(model, tmp_path):
     """No converter noise on the console: tf2onnx's is the one that spoke."""
-    if importlib.util.find_spec("tf2onnx") is None:
-        pytest.skip("tf2onnx is not installed (.ci/run installs it: pip install -e '.[export]')")
+    require(*CONVERTERS["onnx"])
     saved = tmp_path / "model.keras"
     model.save(saved)
     folder = tmp_path / "served"
