@@ -86,10 +86,11 @@ CONVERTERS = {"onnx": ("tf2onnx", "onnx"), "openvino": ("openvino",)}
 
 def require(*modules):
     """Skip unless every module in `modules` is installed."""
-    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    missing = [m for m in dict.fromkeys(modules) if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(
-            f"{', '.join(missing)} not installed (.ci/run installs it: pip install -e '.[export]')"
+            f"{', '.join(missing)} not installed (.ci/run installs the export extras: "
+            "pip install -e '.[export]')"
         )
 
 
